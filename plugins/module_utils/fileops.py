@@ -1,0 +1,99 @@
+# Copyright (c) pkiops.ocsp contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Crash-safe file writes shared by the CA modules.
+
+A reader (``openssl ca``, ``openssl ocsp -index``, the responder, a concurrent fork) must
+only ever see the old or the new content of a file, never a torn one, even if the writer is
+killed with SIGKILL or the machine loses power.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import tempfile
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_prefix(path):
+    """Prefix of the temporary files atomic_write creates next to ``path``."""
+    return "." + os.path.basename(path) + "."
+
+
+def fsync_dir(directory):
+    """Persist a rename/creation in ``directory`` (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems refuse fsync on directories
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, data, mode=0o644):
+    """Replace ``path`` with ``data`` (bytes) atomically and durably.
+
+    The temporary file lives in the target's directory (rename is only atomic within one
+    filesystem), gets ``mode`` before any byte is written (a key is never world-readable,
+    not even briefly) and is fsynced before the rename; the directory is fsynced after it.
+    ``mode=None`` keeps the mode of an existing file (0644 for a new one).
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o644
+    fd, tmp_path = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        os.replace(tmp_path, path)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        try:
+            os.unlink(tmp_path)
+        except OSError:
+            pass
+        raise
+    fsync_dir(directory)
+
+
+def remove_stale_temp_files(path):
+    """Delete temporaries of ``path`` left by a writer that was killed.
+
+    Only call this while holding the lock that serializes every writer of ``path``:
+    then no live process can own such a file.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = temp_prefix(path)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
