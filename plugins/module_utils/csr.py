@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The csr module's logic: a key that stays on its host and a CSR for it."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.pkiops.ocsp.plugins.module_utils import keys as keylib
+from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
+    CertificateError, DIGESTS, build_name, name_to_string, read_file, signing_hash)
+from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
+    ProfileError, general_names_to_strings, parse_general_names)
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
+    IMPORT_ERROR = None
+except ImportError:
+    IMPORT_ERROR = traceback.format_exc()
+
+
+class CsrError(Exception):
+    pass
+
+
+def csr_summary(csr):
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        sans = []
+    return {
+        'subject': name_to_string(csr.subject),
+        'subject_alt_name': general_names_to_strings(sans),
+        'public_key': keylib.describe_key(csr.public_key()),
+        'public_key_fingerprint': keylib.public_key_fingerprint(csr.public_key()),
+    }
+
+
+class CsrRequest:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.result = dict(changed=False, changed_reason=None)
+
+    def run(self):
+        if IMPORT_ERROR:
+            self.module.fail_json(msg=missing_required_lib('cryptography'), exception=IMPORT_ERROR)
+        try:
+            self._run()
+        except (CsrError, CertificateError, ProfileError, keylib.PrivateKeyError) as exc:
+            self.module.fail_json(msg=str(exc))
+        self.module.exit_json(**self.result)
+
+    def _run(self):
+        params = self.params
+        key_path = params['privatekey_path']
+        csr_path = params.get('path')
+        subject = build_name(params['subject'])
+        sans = parse_general_names(params.get('subject_alt_name') or [])
+        self.result.update(privatekey_path=key_path, path=csr_path,
+                           subject=name_to_string(subject),
+                           subject_alt_name=general_names_to_strings(sans))
+        spec = keylib.KeySpec(params.get('privatekey_type'), params.get('privatekey_size'),
+                              params.get('privatekey_curve'))
+        reasons = []
+        if os.path.exists(key_path):
+            key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'))
+            problem = spec.mismatch(key, params.get('privatekey_type') is not None)
+            if problem:
+                raise CsrError('the existing private key %s %s; it is never replaced automatically: '
+                               'move it away to generate a new one' % (key_path, problem))
+            new_key = None
+        else:
+            parent = os.path.dirname(key_path) or '.'
+            if not os.path.isdir(parent):
+                raise CsrError('directory %s for privatekey_path does not exist' % parent)
+            if csr_path and not os.path.isdir(os.path.dirname(csr_path) or '.'):
+                raise CsrError('directory of path %s does not exist' % csr_path)
+            key = new_key = spec.generate()
+            reasons.append('private key generated')
+        signing_hash(params['digest'], key)  # validates the digest before anything is written
+
+        existing = self._existing_csr(csr_path)
+        if csr_path:
+            if existing is None:
+                reasons.append('no CSR at %s' % csr_path if not os.path.exists(csr_path)
+                               else 'the file at %s is not a valid CSR' % csr_path)
+            else:
+                why = self._differs(existing, key, subject, sans)
+                if why:
+                    reasons.append(why)
+        if params['force'] and not reasons:
+            reasons.append('force=true')
+
+        wanted = {
+            'subject': name_to_string(subject),
+            'subject_alt_name': general_names_to_strings(sans),
+            'public_key': keylib.describe_key(key),
+            'public_key_fingerprint': keylib.public_key_fingerprint(key),
+        }
+        self.result['public_key_fingerprint'] = wanted['public_key_fingerprint']
+        self.result['changed'] = bool(reasons)
+        self.result['changed_reason'] = '; '.join(reasons) or None
+        if self.module._diff:
+            before = csr_summary(existing) if existing is not None else {}
+            self.result['diff'] = dict(before=before, after=wanted)
+
+        if csr_path and existing is not None and not reasons:
+            csr_pem = read_file(csr_path, 'CSR')
+        elif self.module.check_mode:
+            # Nothing is written; a CSR for a key that does not exist yet cannot be shown.
+            csr_pem = None if new_key is not None else self._build(key, subject, sans)
+        else:
+            csr_pem = self._build(key, subject, sans)
+            if new_key is not None:
+                atomic_write(key_path, keylib.serialize_private_key(
+                    new_key, params.get('privatekey_passphrase')), 0o600)
+            if csr_path and (existing is None or reasons):
+                if params['backup'] and os.path.exists(csr_path):
+                    self.result['backup_file'] = self.module.backup_local(csr_path)
+                atomic_write(csr_path, csr_pem, 0o644)
+        self.result['csr'] = csr_pem.decode('ascii') if csr_pem else None
+        if csr_path and os.path.exists(csr_path):
+            file_args = self.module.load_file_common_arguments(params, path=csr_path)
+            self.result['changed'] = self.module.set_fs_attributes_if_different(
+                file_args, self.result['changed'])
+
+    def _existing_csr(self, path):
+        if not path or not os.path.exists(path):
+            return None
+        data = read_file(path, 'CSR')
+        try:
+            csr = x509.load_pem_x509_csr(data)
+        except ValueError:
+            return None
+        return csr if csr.is_signature_valid else None
+
+    def _differs(self, csr, key, subject, sans):
+        if keylib.public_key_der(csr.public_key()) != keylib.public_key_der(key):
+            return 'CSR public key differs from the private key'
+        if csr.subject != subject:
+            return 'subject differs'
+        try:
+            present = list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+        except x509.ExtensionNotFound:
+            present = []
+        if present != list(sans):
+            return 'subject_alt_name differs'
+        if len(csr.extensions) != (1 if sans else 0):
+            return 'CSR carries other extensions'
+        return None
+
+    def _build(self, key, subject, sans):
+        builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        csr = builder.sign(key, signing_hash(self.params['digest'], key))
+        return csr.public_bytes(serialization.Encoding.PEM)

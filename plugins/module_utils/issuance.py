@@ -1,0 +1,485 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The issuing logic shared by the ca_cert and ocsp_signer modules.
+
+Everything that can fail is checked before the first byte is written, so a failure
+leaves every file as it was. The serial is allocated, the certificate signed and recorded
+in the issuer's database under the database lock (see ca_db).
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.pkiops.ocsp.plugins.module_utils import keys as keylib
+from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
+    CertificateError, CertificateSpec, DIGESTS, build_name, cert_pem, extension_or_none, load_certificate,
+    load_csr, load_pem_certificates, not_after, not_before, parse_time, read_file, signing_hash, summary,
+    utcnow, asn1_time)
+from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
+    CA_PROFILES, ExtensionOptions, ProfileError, get_profile, general_names_to_strings)
+
+try:
+    from cryptography import x509
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory, CAError
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import CADatabase
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
+    IMPORT_ERROR = None
+except ImportError:
+    IMPORT_ERROR = traceback.format_exc()
+
+    class CAError(Exception):  # keeps `except CAError` valid when the import failed
+        pass
+
+
+# ---- argument specs (mirrored by the doc fragments of the same names) ---------------------
+
+PRIVATE_KEY_ARGS = dict(
+    privatekey_path=dict(type='path'),
+    privatekey_type=dict(type='str', choices=list(keylib.KEY_TYPES)),
+    privatekey_size=dict(type='int'),
+    privatekey_curve=dict(type='str', choices=list(keylib.CURVES)),
+    privatekey_passphrase=dict(type='str', no_log=True),
+)
+
+SUBJECT_ARGS = dict(
+    subject=dict(type='dict'),
+    subject_alt_name=dict(type='list', elements='str'),
+)
+
+ISSUER_ARGS = dict(
+    issuer_dir=dict(type='path'),
+    issuer_passphrase=dict(type='str', no_log=True),
+    serial_policy=dict(type='str', default='random', choices=['random', 'sequential']),
+    digest=dict(type='str', default='sha256', choices=list(DIGESTS)),
+)
+
+CERTIFICATE_ARGS = dict(
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    path=dict(type='path'),
+    csr_path=dict(type='path'),
+    csr_content=dict(type='str'),
+    copy_from_csr=dict(type='list', elements='str', default=[],
+                       choices=['subject', 'subject_alt_name']),
+    ocsp_url=dict(type='list', elements='str'),
+    ca_issuers_url=dict(type='str'),
+    crl_url=dict(type='str'),
+    valid_days=dict(type='int'),
+    not_after=dict(type='str'),
+    renew_before_days=dict(type='int'),
+    force=dict(type='bool', default=False),
+    backup=dict(type='bool', default=False),
+)
+
+CA_ARGS = dict(
+    ca_dir=dict(type='path'),
+    path_length=dict(type='int'),
+    openssl_cnf=dict(type='dict', apply_defaults=True, options=dict(
+        default_days=dict(type='int', default=375),
+        default_crl_days=dict(type='int', default=30),
+        default_md=dict(type='str', choices=list(DIGESTS)),
+        policy=dict(type='str', default='policy_loose', choices=['policy_loose', 'policy_strict']),
+        serial_policy=dict(type='str', default='random', choices=['random', 'sequential']),
+        ocsp_url=dict(type='list', elements='str'),
+        crl_url=dict(type='str'),
+        ca_issuers_url=dict(type='str'),
+    )),
+)
+
+CERTIFICATE_MUTUALLY_EXCLUSIVE = [
+    ('privatekey_path', 'csr_path', 'csr_content'),
+    ('csr_path', 'privatekey_type'), ('csr_content', 'privatekey_type'),
+    ('csr_path', 'privatekey_size'), ('csr_content', 'privatekey_size'),
+    ('csr_path', 'privatekey_curve'), ('csr_content', 'privatekey_curve'),
+    ('csr_path', 'privatekey_passphrase'), ('csr_content', 'privatekey_passphrase'),
+    ('valid_days', 'not_after'),
+]
+
+
+def merged_spec(*parts):
+    spec = {}
+    for part in parts:
+        for name, value in part.items():
+            spec[name] = dict(value)
+    return spec
+
+
+class IssuanceError(Exception):
+    """Fail the task with this message; nothing has been written."""
+
+
+class Issuer:
+    """The signing side: a CA directory's certificate and key (or a root signing itself)."""
+
+    def __init__(self, subject, private_key, cert=None, ca_dir=None, chain_pem=b''):
+        self.subject = subject
+        self.private_key = private_key
+        self.public_key = private_key.public_key()
+        self.cert = cert
+        self.ca_dir = ca_dir
+        self.chain_pem = chain_pem
+
+    @classmethod
+    def from_directory(cls, path, passphrase):
+        ca_dir = CADirectory(path)
+        if not os.path.isdir(path):
+            raise IssuanceError('issuer_dir %s does not exist' % path)
+        cert = load_certificate(read_file(ca_dir.cert_path, 'issuer certificate'),
+                                'issuer certificate %s' % ca_dir.cert_path)
+        try:
+            key = keylib.read_private_key_file(ca_dir.key_path, passphrase,
+                                               'issuer key %s' % ca_dir.key_path)
+        except keylib.PrivateKeyError as exc:
+            raise IssuanceError(str(exc))
+        if not keylib.same_public_key(key, cert.public_key()):
+            raise IssuanceError('issuer key %s does not match issuer certificate %s'
+                                % (ca_dir.key_path, ca_dir.cert_path))
+        basic = extension_or_none(cert, x509.BasicConstraints)
+        if basic is None or not basic.value.ca:
+            raise IssuanceError('issuer certificate %s is not a CA certificate (basicConstraints '
+                                'CA:TRUE missing)' % ca_dir.cert_path)
+        usage = extension_or_none(cert, x509.KeyUsage)
+        if usage is not None and not usage.value.key_cert_sign:
+            raise IssuanceError('issuer certificate %s lacks keyUsage keyCertSign' % ca_dir.cert_path)
+        if os.path.exists(ca_dir.chain_path):
+            chain_pem = read_file(ca_dir.chain_path, 'issuer chain')
+        else:
+            chain_pem = cert_pem(cert)
+        return cls(cert.subject, key, cert, ca_dir, chain_pem)
+
+    @property
+    def path_length(self):
+        basic = extension_or_none(self.cert, x509.BasicConstraints) if self.cert else None
+        return basic.value.path_length if basic else None
+
+    def check_can_issue(self, profile, path_length, start, end, now):
+        if self.cert is None:
+            return
+        if not_after(self.cert) <= now:
+            raise IssuanceError('the issuer certificate expired at %s' % asn1_time(not_after(self.cert)))
+        if not_before(self.cert) > now:
+            raise IssuanceError('the issuer certificate is not valid before %s'
+                                % asn1_time(not_before(self.cert)))
+        if end > not_after(self.cert):
+            raise IssuanceError('the certificate would be valid until %s, past the issuer\'s own '
+                                'expiry %s; shorten valid_days/not_after or renew the issuer'
+                                % (asn1_time(end), asn1_time(not_after(self.cert))))
+        issuer_limit = self.path_length
+        if profile.is_ca and issuer_limit is not None:
+            if issuer_limit == 0:
+                raise IssuanceError('path length exceeded: the issuer has pathlen:0 and cannot '
+                                    'sign CA certificates')
+            if path_length is not None and path_length >= issuer_limit:
+                raise IssuanceError('path length exceeded: path_length %d must be below the '
+                                    'issuer\'s pathlen %d' % (path_length, issuer_limit))
+
+
+class CertificateIssuance:
+    """One run of ca_cert/ocsp_signer: decide, then (unless check mode) issue and write."""
+
+    def __init__(self, module, profile_name):
+        self.module = module
+        self.params = module.params
+        self.profile = get_profile(profile_name)
+        self.now = utcnow()
+        self.result = dict(changed=False, changed_reason=None, profile=profile_name)
+        self._to_write = []  # (path, bytes, mode, kind)
+
+    # -- entry point ------------------------------------------------------------------
+    def run(self):
+        if IMPORT_ERROR:
+            self.module.fail_json(msg=missing_required_lib('cryptography'), exception=IMPORT_ERROR)
+        try:
+            if self.params['state'] == 'absent':
+                self._absent()
+            else:
+                self._present()
+        except (IssuanceError, CertificateError, ProfileError, keylib.PrivateKeyError, CAError) as exc:
+            self.module.fail_json(msg=str(exc), **self._failure_context())
+        self.module.exit_json(**self.result)
+
+    def _failure_context(self):
+        return dict(path=self.result.get('path'))
+
+    # -- state=absent ---------------------------------------------------------------
+    def _absent(self):
+        if self.profile.is_ca:
+            raise IssuanceError('state=absent is refused for CA profiles: remove a CA directory '
+                                'yourself, deliberately')
+        path = self._require('path')
+        self.result['path'] = path
+        if not os.path.exists(path):
+            return
+        self.result.update(changed=True, changed_reason='certificate file removed')
+        if self.module._diff:
+            self.result['diff'] = dict(before=self._existing_summary(path) or {}, after={})
+        if self.module.check_mode:
+            return
+        if self.params['backup']:
+            self.result['backup_file'] = self.module.backup_local(path)
+        os.remove(path)
+
+    # -- state=present --------------------------------------------------------------
+    def _present(self):
+        profile = self.profile
+        params = self.params
+        if profile.is_ca:
+            ca_dir = CADirectory(self._require('ca_dir'))
+            for forbidden in ('privatekey_path', 'csr_path', 'csr_content', 'path'):
+                if params.get(forbidden) is not None:
+                    raise IssuanceError('%s does not apply to CA profiles: the CA key and certificate '
+                                        'live in ca_dir (private/ca.key.pem, certs/ca.cert.pem)'
+                                        % forbidden)
+            cert_path = ca_dir.cert_path
+            key_path = ca_dir.key_path
+        else:
+            ca_dir = None
+            cert_path = self._require('path')
+            key_path = params.get('privatekey_path')
+            if not (key_path or params.get('csr_path') or params.get('csr_content')):
+                raise IssuanceError('one of privatekey_path, csr_path or csr_content is required '
+                                    'for profile %s' % profile.name)
+        self.result['path'] = cert_path
+        if params.get('path_length') is not None and not profile.is_ca:
+            raise IssuanceError('path_length only applies to CA profiles')
+
+        public_key, generated_key, csr = self._subject_key(key_path)
+        if generated_key is not None:
+            self._to_write.append((key_path, keylib.serialize_private_key(
+                generated_key, params.get('privatekey_passphrase')), 0o600, 'key'))
+        subject, sans = self._subject_and_sans(csr)
+
+        if profile.self_signed:
+            if params.get('issuer_dir'):
+                raise IssuanceError('issuer_dir does not apply to root_ca (it signs itself)')
+            own_key = generated_key or self._loaded_key
+            issuer = Issuer(subject, own_key, ca_dir=ca_dir)
+        else:
+            issuer = Issuer.from_directory(self._require('issuer_dir'), params.get('issuer_passphrase'))
+        path_length = params.get('path_length')
+        if profile.name == 'intermediate_ca' and path_length is None:
+            path_length = 0  # the guide's v3_intermediate_ca: pathlen:0
+
+        valid_days = params.get('valid_days')
+        spec = CertificateSpec(
+            profile, subject, public_key,
+            ExtensionOptions(subject_alt_name=sans, ocsp_url=params.get('ocsp_url'),
+                             ca_issuers_url=params.get('ca_issuers_url'), crl_url=params.get('crl_url'),
+                             path_length=path_length),
+            digest=params['digest'], valid_days=valid_days,
+            not_after_time=parse_time(params['not_after']) if params.get('not_after') else None)
+        spec.extensions(issuer.public_key)  # validates option/profile combinations early
+        signing_hash(spec.digest, issuer.private_key)
+        start, end = spec.validity(self.now)
+        issuer.check_can_issue(profile, path_length, start, end, self.now)
+
+        renew_before = params.get('renew_before_days')
+        if renew_before is None:
+            renew_before = profile.renew_before_days
+        existing = self._existing_certificate(cert_path)
+        if params['force']:
+            reason = 'force=true'
+        elif existing is None:
+            reason = 'no certificate at %s' % cert_path if not os.path.exists(cert_path) else \
+                'the file at %s is not a certificate' % cert_path
+        else:
+            reason = spec.differences(existing, issuer, self.now, renew_before)
+
+        extra_reasons = []
+        if profile.is_ca:
+            self._plan_ca_files(ca_dir, spec, issuer, existing if reason is None else None,
+                                extra_reasons)
+        self.result['changed_reason'] = reason or ('; '.join(extra_reasons) or None)
+        self.result['changed'] = bool(reason or extra_reasons)
+        self.result.update(self._key_facts(key_path, public_key))
+
+        if reason is None:
+            self.result.update(self._describe(existing, issuer))
+            if self.module._diff:
+                self.result['diff'] = dict(before=summary(existing), after=summary(existing))
+            if not self.module.check_mode:
+                self._write_planned(ca_dir, None, issuer)
+            self._apply_file_attributes(cert_path)
+            return
+
+        preview = spec.preview(issuer.subject, self.now)
+        if self.module._diff:
+            self.result['diff'] = dict(before=summary(existing) if existing else {}, after=preview)
+        if self.module.check_mode:
+            self.result.update(dict((k, preview[k]) for k in ('subject', 'issuer', 'not_before',
+                                                               'not_after', 'serial_number')))
+            self.result.update(serial_number_hex=None, fingerprint_sha256=None, certificate=None)
+            return
+        cert = self._write_planned(ca_dir, spec, issuer)
+        if self.module._diff:
+            self.result['diff']['after'] = summary(cert)
+        self.result.update(self._describe(cert, issuer))
+        self._apply_file_attributes(cert_path)
+
+    # -- pieces ---------------------------------------------------------------------
+    def _require(self, name):
+        value = self.params.get(name)
+        if value in (None, ''):
+            raise IssuanceError('%s is required for profile %s' % (name, self.profile.name))
+        return value
+
+    def _subject_key(self, key_path):
+        """(public key, newly generated private key or None, csr or None)."""
+        params = self.params
+        self._loaded_key = None
+        if key_path is None:
+            if params.get('csr_content'):
+                csr = load_csr(params['csr_content'], 'csr_content')
+            else:
+                csr = load_csr(read_file(params['csr_path'], 'CSR'), 'CSR %s' % params['csr_path'])
+            return csr.public_key(), None, csr
+        spec = keylib.KeySpec(params.get('privatekey_type'), params.get('privatekey_size'),
+                              params.get('privatekey_curve'))
+        if os.path.exists(key_path):
+            key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'))
+            problem = spec.mismatch(key, params.get('privatekey_type') is not None)
+            if problem:
+                raise IssuanceError('the existing private key %s %s; it is never replaced '
+                                    'automatically: move it away to generate a new one'
+                                    % (key_path, problem))
+            self._loaded_key = key
+            return key.public_key(), None, None
+        parent = os.path.dirname(key_path) or '.'
+        if not self.profile.is_ca and not os.path.isdir(parent):
+            raise IssuanceError('directory %s for privatekey_path does not exist' % parent)
+        key = spec.generate()
+        return key.public_key(), key, None
+
+    def _subject_and_sans(self, csr):
+        params = self.params
+        copy = params.get('copy_from_csr') or []
+        if copy and csr is None:
+            raise IssuanceError('copy_from_csr needs csr_path or csr_content')
+        if params.get('subject'):
+            if 'subject' in copy:
+                raise IssuanceError('give either subject or copy_from_csr: [subject], not both')
+            subject = build_name(params['subject'])
+        elif 'subject' in copy:
+            subject = csr.subject
+            if len(subject) == 0:
+                raise IssuanceError('the CSR has an empty subject')
+        else:
+            raise IssuanceError('subject is required (or copy_from_csr: [subject] with a CSR)')
+        sans = list(params.get('subject_alt_name') or [])
+        if 'subject_alt_name' in copy:
+            if sans:
+                raise IssuanceError('give either subject_alt_name or copy_from_csr: '
+                                    '[subject_alt_name], not both')
+            ext = None
+            try:
+                ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            except x509.ExtensionNotFound:
+                pass
+            sans = general_names_to_strings(ext.value) if ext else []
+        return subject, sans
+
+    def _existing_certificate(self, path):
+        if not os.path.exists(path):
+            return None
+        data = read_file(path, 'existing certificate')
+        try:
+            return load_certificate(data, path)
+        except CertificateError:
+            return None
+
+    def _existing_summary(self, path):
+        cert = self._existing_certificate(path)
+        return summary(cert) if cert is not None else None
+
+    def _plan_ca_files(self, ca_dir, spec, issuer, current_cert, reasons):
+        """Layout, chain and openssl.cnf of a CA directory (cert content aside)."""
+        self._ca_layout_missing = ca_dir.ensure_layout(check_mode=True)
+        if self._ca_layout_missing:
+            reasons.append('CA directory layout created')
+        self._cnf_text = ca_dir.render_openssl_cnf(**self._cnf_settings(spec))
+        current_cnf = None
+        if os.path.exists(ca_dir.cnf_path):
+            current_cnf = read_file(ca_dir.cnf_path, 'openssl.cnf')
+        if current_cnf != self._cnf_text.encode('utf-8'):
+            reasons.append('openssl.cnf updated')
+        if current_cert is not None:
+            wanted_chain = self._chain_for(current_cert, issuer)
+            current_chain = read_file(ca_dir.chain_path, 'chain') if os.path.exists(ca_dir.chain_path) else None
+            if current_chain != wanted_chain:
+                reasons.append('chain file updated')
+
+    def _cnf_settings(self, spec):
+        """openssl.cnf of the CA being created: openssl_cnf options, else the CA's own choices."""
+        settings = dict((k, v) for k, v in (self.params.get('openssl_cnf') or {}).items() if v is not None)
+        settings.setdefault('default_md', spec.digest)
+        own_limit = spec.extension_options.path_length
+        # v3_intermediate_ca is for CAs this CA signs: one level shorter than its own limit.
+        settings['path_length'] = 0 if own_limit is None else max(own_limit - 1, 0)
+        return settings
+
+    def _chain_for(self, cert, issuer):
+        if self.profile.self_signed:
+            return cert_pem(cert)
+        return cert_pem(cert) + issuer.chain_pem
+
+    def _write_planned(self, ca_dir, spec, issuer):
+        """Write the key, sign and record (if spec), then the certificate and CA files."""
+        cert = None
+        if ca_dir is not None:
+            ca_dir.ensure_layout()
+        for path, data, mode, _kind in self._to_write:
+            atomic_write(path, data, mode)
+        if spec is not None:
+            signing_ca = ca_dir if self.profile.self_signed else issuer.ca_dir
+            builder = spec.builder(issuer.subject, issuer.public_key, self.now)
+            db = CADatabase(signing_ca)
+            with db.locked():
+                serial = db.allocate_serial(self.params['serial_policy'])
+                cert = builder.serial_number(serial).sign(
+                    private_key=issuer.private_key,
+                    algorithm=signing_hash(spec.digest, issuer.private_key))
+                db.record_issued(cert)
+            path = self.result['path']
+            if self.params['backup'] and os.path.exists(path):
+                self.result['backup_file'] = self.module.backup_local(path)
+            atomic_write(path, cert_pem(cert), 0o644)
+        if ca_dir is not None:
+            current = cert or self._existing_certificate(ca_dir.cert_path)
+            chain = self._chain_for(current, issuer)
+            existing_chain = read_file(ca_dir.chain_path, 'chain') if os.path.exists(ca_dir.chain_path) else None
+            if existing_chain != chain:
+                atomic_write(ca_dir.chain_path, chain, 0o644)
+            ca_dir.write_openssl_cnf(self._cnf_text)
+        return cert
+
+    def _describe(self, cert, issuer):
+        info = summary(cert)
+        described = dict((k, info[k]) for k in ('serial_number', 'serial_number_hex', 'subject', 'issuer',
+                                                 'not_before', 'not_after', 'fingerprint_sha256',
+                                                 'subject_alt_name'))
+        described['certificate'] = cert_pem(cert).decode('ascii')
+        if self.profile.is_ca:
+            ca_dir = CADirectory(self.params['ca_dir'])
+            described.update(ca_dir=ca_dir.path, chain_path=ca_dir.chain_path,
+                             privatekey_path=ca_dir.key_path)
+            described['chain'] = self._chain_for(cert, issuer).decode('ascii')
+        else:
+            described['chain'] = issuer.chain_pem.decode('ascii')
+        return described
+
+    def _key_facts(self, key_path, public_key):
+        facts = dict(public_key_fingerprint=keylib.public_key_fingerprint(public_key))
+        if key_path and not self.profile.is_ca:
+            facts['privatekey_path'] = key_path
+        return facts
+
+    def _apply_file_attributes(self, path):
+        if not os.path.exists(path):
+            return
+        file_args = self.module.load_file_common_arguments(self.params, path=path)
+        self.result['changed'] = self.module.set_fs_attributes_if_different(
+            file_args, self.result['changed'])
