@@ -1,0 +1,109 @@
+"""Shared by the static checks: one `ansible-test sanity` run per pytest run.
+
+The sanity run is expensive and works in a shared copy of the checkout, so it happens
+once per test run, even under pytest-xdist: the first worker to need it runs it under a
+lock and leaves the results in a file named after xdist's test-run id; the others read
+that file.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SANITY_SCRIPT = ROOT / "scripts" / "sanity.py"
+RUNNING = re.compile(r'^Running sanity test "([^"]+)"', re.MULTILINE)
+FATAL = re.compile(r"^FATAL: .*?(?=^\S|\Z)", re.MULTILINE | re.DOTALL)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PKIOPS_CACHE") or Path.home() / ".cache" / "pkiops-ocsp")
+
+
+def run_sanity_script(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SANITY_SCRIPT), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+@dataclass
+class SanityRun:
+    returncode: int
+    seconds: float
+    ran: list = field(default_factory=list)  # sanity test names that started
+    failures: dict = field(default_factory=dict)  # test name -> list of (message, output)
+    fatal: str = ""  # ansible-test gave up: later tests did not run
+    log: str = ""
+
+    @classmethod
+    def execute(cls) -> "SanityRun":
+        started = time.monotonic()
+        # --failure-ok: a failing test must not stop the others from running.
+        reports = cache_dir() / "sanity" / "pytest-reports"
+        proc = run_sanity_script("--results-dir", str(reports), "--failure-ok", "--color", "no")
+        output = proc.stdout + proc.stderr
+        failures = {}
+        for report in sorted(reports.glob("ansible-test-sanity-*.json")):
+            name = report.name[len("ansible-test-sanity-"):-len(".json")]
+            data = json.loads(report.read_text(encoding="utf-8"))
+            failures[name] = [(r.get("message", ""), r.get("output", "")) for r in data.get("results", [])]
+        fatal = "\n".join(m.group(0).strip() for m in FATAL.finditer(output)
+                          if "sanity test(s) listed below" not in m.group(0))
+        return cls(
+            returncode=proc.returncode,
+            seconds=time.monotonic() - started,
+            ran=sorted(set(RUNNING.findall(output))),
+            failures=failures,
+            fatal=fatal,
+            log=output[-20000:],
+        )
+
+
+@pytest.fixture(scope="session")
+def sanity_run(testrun_uid) -> SanityRun:
+    folder = cache_dir() / "sanity"
+    folder.mkdir(parents=True, exist_ok=True)
+    results = folder / f"pytest-results-{testrun_uid}.json"
+    with open(folder / ".pytest.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if results.is_file():
+            return SanityRun(**json.loads(results.read_text(encoding="utf-8")))
+        for stale in folder.glob("pytest-results-*.json"):
+            stale.unlink()
+        run = SanityRun.execute()
+        results.write_text(json.dumps(asdict(run)), encoding="utf-8")
+        return run
+
+
+def sanity_test_names() -> list[str]:
+    """The sanity tests ansible-test would run here (its default set minus our skips)."""
+    proc = run_sanity_script("--list-tests", timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/sanity.py --list-tests failed:\n{proc.stderr[-4000:]}")
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def group_by_file(output: str) -> str:
+    """Lint lines `path:line:col: message`, regrouped so each file's owner sees theirs."""
+    by_file: dict[str, list[str]] = {}
+    other: list[str] = []
+    for line in output.splitlines():
+        match = re.match(r"^([^\s:]+\.[\w.-]+):(\d+:\d+: .*)$", line)
+        if match:
+            by_file.setdefault(match.group(1), []).append(match.group(2))
+        elif line.strip():
+            other.append(line)
+    parts = [f"{path}:\n" + "\n".join(f"    {entry}" for entry in entries) for path, entries in sorted(by_file.items())]
+    if other:
+        parts.append("\n".join(other))
+    return "\n".join(parts)

@@ -1,0 +1,51 @@
+"""`ansible-test sanity` on whatever is in the tree, offline (see docs/testing.md).
+
+One ansible-test run (scripts/sanity.py: a copy of the git-visible files under
+.../ansible_collections/pkiops/ocsp, pip and the sanity requirements from a local
+wheelhouse); one pytest test per sanity test, so a failure names the check and lists
+the offending lines grouped by file.
+"""
+from __future__ import annotations
+
+import pytest
+
+from .conftest import group_by_file, sanity_test_names
+
+# Checks that must be part of the run: if ansible-test stopped selecting them (a changed
+# default set, a stray --skip-test), the sanity tests would pass without checking modules.
+REQUIRED = {"compile", "import", "pep8", "pylint", "validate-modules", "yamllint", "ansible-doc", "shellcheck"}
+
+
+def pytest_generate_tests(metafunc):
+    if "sanity_test" in metafunc.fixturenames:
+        metafunc.parametrize("sanity_test", sanity_test_names())
+
+
+@pytest.mark.slow
+def test_required_checks_are_selected():
+    assert REQUIRED <= set(sanity_test_names())
+
+
+@pytest.mark.slow
+def test_pslint_is_skipped_explicitly():
+    # pslint needs pwsh, which Debian 12 does not package; scripts/sanity.py skips it
+    # by name so that the skip is visible rather than an ansible-test "missing tool".
+    assert "pslint" not in sanity_test_names()
+
+
+@pytest.mark.slow
+def test_sanity(sanity_test, sanity_run):
+    if sanity_test in sanity_run.failures:
+        report = "\n\n".join(f"{message}\n{group_by_file(output)}"
+                             for message, output in sanity_run.failures[sanity_test])
+        pytest.fail(f"ansible-test sanity --test {sanity_test} failed:\n{report}", pytrace=False)
+    if sanity_test not in sanity_run.ran:
+        pytest.fail(f"ansible-test stopped before running {sanity_test}:\n"
+                    f"{sanity_run.fatal or sanity_run.log[-6000:]}", pytrace=False)
+
+
+@pytest.mark.slow
+def test_sanity_run_completed(sanity_run):
+    """Every test ran and ansible-test reported no error outside its tests."""
+    assert not sanity_run.fatal, sanity_run.fatal
+    assert sanity_run.returncode == 0, sanity_run.log[-6000:]
