@@ -337,23 +337,26 @@ def _attribute_octets(attribute):
 def openssl_oneline_subject(name):
     """X509_NAME_oneline(): '/C=GB/O=Alice Ltd/CN=x', as `openssl ca` writes index.txt.
 
-    Bytes outside printable ASCII become \\xHH (upper-case) and '/' or '+' in a value get
-    a backslash, exactly like OpenSSL 3.
+    Bytes outside printable ASCII become \\xHH (upper-case), '/' or '+' in a value get a
+    backslash and members of a multi-valued RDN are joined with '+', exactly like OpenSSL 3.
+    Attributes keep certificate order (RDNs in a multi-valued set in DER order).
     """
     parts = []
-    for attribute in name:
-        oid = attribute.oid.dotted_string
-        label = OPENSSL_SHORT_NAMES.get(oid, oid)
-        out = []
-        for byte in bytearray(_attribute_octets(attribute)):
-            if byte < 0x20 or byte > 0x7E:
-                out.append("\\x%02X" % byte)
-            else:
-                char = chr(byte)
-                if char in "/+":
-                    out.append("\\")
-                out.append(char)
-        parts.append("/%s=%s" % (label, "".join(out)))
+    for rdn in name.rdns:
+        separator = "/"  # members of a multi-valued RDN are joined with '+'
+        for attribute in rdn:
+            oid = attribute.oid.dotted_string
+            out = []
+            for byte in bytearray(_attribute_octets(attribute)):
+                if byte < 0x20 or byte > 0x7E:
+                    out.append("\\x%02X" % byte)
+                else:
+                    char = chr(byte)
+                    if char in "/+":
+                        out.append("\\")
+                    out.append(char)
+            parts.append("%s%s=%s" % (separator, OPENSSL_SHORT_NAMES.get(oid, oid), "".join(out)))
+            separator = "+"
     return "".join(parts)
 
 
