@@ -1,0 +1,255 @@
+"""``python -m ocsp_responder --config FILE [--check-config]``
+
+Signals: SIGHUP reloads every index now; SIGTERM/SIGINT stop accepting, finish the
+requests in flight (up to ``SHUTDOWN_GRACE`` seconds) and exit 0. With ``workers > 1`` a
+master process forks the workers (each binds the listen addresses with SO_REUSEPORT so
+the kernel spreads connections), forwards signals and restarts a worker that dies."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from typing import List
+
+from . import __version__
+from .config import Config, ConfigError, ListenAddress, load_config
+
+SHUTDOWN_GRACE = 10.0
+log = logging.getLogger("ocsp_responder")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+        }
+        entry.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = getattr(record, "fields", None)
+        if fields:
+            text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+        return text
+
+
+def setup_logging(config: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log.level.upper())
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def bind(address: ListenAddress, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((address.host, address.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(config: Config, responder, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from .http import HttpFrontend, MetricsOnlyFrontend
+
+    loop = asyncio.get_running_loop()
+    frontend = HttpFrontend(config, responder, responder.metrics)
+    server = frontend.make_server()
+    listeners = []
+    for address in config.listen:
+        sock = bind(address, reuse_port)
+        listeners.append(await loop.create_server(server, sock=sock))
+        log.info("listening", extra={"fields": {"address": "%s:%d" % sock.getsockname()[:2]}})
+    metrics_server = None
+    if config.metrics.enabled and config.metrics.listen is not None:
+        metrics_server = web.Server(MetricsOnlyFrontend(frontend).handle, access_log=None)
+        sock = bind(config.metrics.listen, reuse_port)
+        listeners.append(await loop.create_server(metrics_server, sock=sock))
+        log.info("metrics listening", extra={"fields": {"address": "%s:%d" % sock.getsockname()[:2]}})
+
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+
+    def on_hup():
+        log.info("SIGHUP: reloading indexes")
+        asyncio.ensure_future(responder.reload(force=True))
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    background = asyncio.ensure_future(responder.run_background())
+    log.info("ready", extra={"fields": {"version": __version__, "issuers": [i.name for i in responder.issuers]}})
+    await stop.wait()
+
+    log.info("shutting down: no new connections, finishing requests in flight")
+    for listener in listeners:
+        listener.close()
+    await server.shutdown(SHUTDOWN_GRACE)
+    if metrics_server is not None:
+        await metrics_server.shutdown(1.0)
+    background.cancel()
+    try:
+        await background
+    except (asyncio.CancelledError, Exception):
+        pass
+    responder.close()
+    log.info("stopped")
+
+
+def run_worker(config: Config, reuse_port: bool) -> int:
+    from .metrics import Metrics
+    from .responses import Responder, StartupError
+
+    try:
+        responder = Responder(config, Metrics())
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    started = time.monotonic()
+    responder.load_indexes()
+    log.info("indexes loaded", extra={"fields": {
+        "seconds": round(time.monotonic() - started, 3),
+        "entries": {i.name: len(i.source.table) for i in responder.issuers}}})
+    try:
+        asyncio.run(serve(config, responder, reuse_port))
+    except OSError as exc:
+        log.error("cannot serve: %s", exc)
+        return 1
+    return 0
+
+
+def run_master(config: Config) -> int:
+    """Fork ``workers`` processes and supervise them."""
+    metrics_dir = tempfile.mkdtemp(prefix="ocsp-responder-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    children = {}
+    stopping = False
+
+    def spawn() -> int:
+        pid = os.fork()
+        if pid == 0:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            code = 1
+            try:
+                code = run_worker(config, reuse_port=True)
+            finally:
+                os._exit(code)
+        return pid
+
+    def forward(signum, _frame):
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for _ in range(config.workers):
+        children[spawn()] = time.monotonic()
+    log.info("master started", extra={"fields": {"workers": list(children)}})
+    exit_code = 0
+    try:
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            started = children.pop(pid, None)
+            if started is None:
+                continue
+            from prometheus_client import multiprocess
+            multiprocess.mark_process_dead(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if stopping:
+                continue
+            log.error("worker exited", extra={"fields": {"pid": pid, "code": code}})
+            if time.monotonic() - started < 5:
+                # Dying right after start is a configuration problem, not a crash to retry.
+                exit_code = 1
+                forward(signal.SIGTERM, None)
+                continue
+            time.sleep(1)
+            children[spawn()] = time.monotonic()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return exit_code
+
+
+def check_config(config: Config) -> List[str]:
+    """Beyond the schema: load certificates and keys, check the signers."""
+    from .responses import Responder, StartupError
+
+    try:
+        responder = Responder(config)
+    except StartupError as exc:
+        return [str(exc)]
+    responder.close()
+    return []
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="ocsp_responder", description="OCSP responder for OpenSSL CA indexes")
+    parser.add_argument("--config", required=True, help="YAML configuration file")
+    parser.add_argument("--check-config", action="store_true",
+                        help="validate the configuration (keys, certificates, signers) and exit")
+    parser.add_argument("--version", action="version", version=__version__)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"ocsp_responder: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        problems = check_config(config)
+        for problem in problems:
+            print(f"ocsp_responder: configuration error: {problem}", file=sys.stderr)
+        if not problems:
+            print(f"ocsp_responder: configuration OK ({len(config.issuers)} issuer(s))")
+        return 2 if problems else 0
+    setup_logging(config)
+    if config.workers > 1:
+        problems = check_config(config)
+        if problems:
+            log.error("cannot start: %s", problems[0])
+            return 1
+        return run_master(config)
+    return run_worker(config, reuse_port=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Pre-signed responses, one per (issuer, CertID) - the CertID bytes carry the hash
+algorithm and the serial, and a response must echo them exactly.
+
+An entry remembers the status tuple it was signed from. A hit is served only while the
+issuer's current table still holds an equal status and nextUpdate has not come, so a
+reload can never leak a stale answer even before the background re-signing catches up,
+and nothing past its nextUpdate is ever served."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Dict, Hashable, Iterator, List, Optional, Tuple
+
+# Seconds before nextUpdate at which an entry is no longer served: a client whose
+# clock is a little ahead must not receive an answer that is expired on arrival.
+EXPIRY_GUARD = 5.0
+
+CacheKey = Tuple[int, bytes]  # (issuer index, CertID DER)
+
+
+@dataclass(frozen=True)
+class SignedResponse:
+    der: bytes
+    serial: int
+    status: Hashable          # the status tuple it was signed from (None: not in the index)
+    this_update: float        # POSIX seconds
+    next_update: float
+    etag: str
+    last_modified: str        # HTTP-date of thisUpdate
+    expires: str              # HTTP-date of nextUpdate
+
+    @classmethod
+    def create(cls, der: bytes, serial: int, status: Hashable, this_update: float,
+               next_update: float) -> "SignedResponse":
+        return cls(der, serial, status, this_update, next_update,
+                   '"' + hashlib.sha1(der).hexdigest() + '"',
+                   formatdate(this_update, usegmt=True), formatdate(next_update, usegmt=True))
+
+    def servable(self, now: float) -> bool:
+        return now < self.next_update - EXPIRY_GUARD
+
+
+class ResponseCache:
+    """Insertion-ordered dict with a size bound; the oldest signed entries go first."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._entries: Dict[CacheKey, SignedResponse] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: CacheKey, current_status: Hashable, now: float) -> Optional[SignedResponse]:
+        entry = self._entries.get(key)
+        if entry is None or entry.status != current_status or not entry.servable(now):
+            return None
+        return entry
+
+    def put(self, key: CacheKey, entry: SignedResponse) -> None:
+        if self.max_entries <= 0:
+            return
+        # Re-inserting moves the key to the end: refreshed entries are the youngest.
+        self._entries.pop(key, None)
+        while len(self._entries) >= self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = entry
+
+    def full(self) -> bool:
+        return len(self._entries) >= self.max_entries
+
+    def contains(self, key: CacheKey) -> bool:
+        return key in self._entries
+
+    def due_for_refresh(self, now: float, margin: float) -> List[Tuple[CacheKey, SignedResponse]]:
+        return [(key, entry) for key, entry in self._entries.items() if entry.next_update - now < margin]
+
+    def keys(self) -> Iterator[CacheKey]:
+        return iter(list(self._entries))

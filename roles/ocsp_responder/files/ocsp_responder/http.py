@@ -1,0 +1,220 @@
+"""HTTP front end (aiohttp low-level server): GET and POST per RFC 6960 Appendix A and
+RFC 9919 §5, health and metrics endpoints, limits, one log line per request.
+
+aiohttp's low-level ``web.Server`` is used without the Application/router layer: there
+are three fixed endpoints and the router would only add per-request cost."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+from typing import Optional
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from . import protocol
+from .config import Config
+from .responses import Answer, Responder
+
+access_log = logging.getLogger("ocsp_responder.access")
+
+OCSP_RESPONSE = "application/ocsp-response"
+OCSP_REQUEST = "application/ocsp-request"
+ALLOWED = "GET, HEAD, POST"
+
+
+class BadGetPath(ValueError):
+    pass
+
+
+def decode_get_path(tail: str) -> bytes:
+    """DER of the request in a GET path tail (after the prefix), tolerant of what clients
+    and proxies do to base64 in a URL: percent-encoding of any character, ``+`` left raw
+    or turned into a space, missing ``=`` padding, leading or repeated slashes, and the
+    URL-safe alphabet."""
+    text = unquote(tail.lstrip("/"), errors="strict")
+    text = text.replace(" ", "+").replace("-", "+").replace("_", "/").rstrip("=")
+    if not text:
+        raise BadGetPath("empty request")
+    if len(text) % 4 == 1:
+        raise BadGetPath("truncated base64")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadGetPath("not base64") from None
+
+
+def _plain(status: int, text: str, **headers) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers=headers)
+
+
+class HttpFrontend:
+    def __init__(self, config: Config, responder: Responder, metrics=None):
+        self.config = config
+        self.responder = responder
+        self.metrics = metrics
+        prefix = config.path_prefix.rstrip("/")
+        self.prefix = prefix + "/"          # GET: /prefix/<base64>
+        self.post_paths = {prefix or "/", prefix + "/"}
+        self.serve_metrics = metrics is not None and config.metrics.enabled and config.metrics.listen is None
+        self.log_requests = config.log.requests
+
+    def make_server(self, **kwargs) -> web.Server:
+        limits = self.config.limits
+        return web.Server(
+            self.handle,
+            # aiohttp closes a connection that has not delivered a complete request
+            # within keepalive_timeout of opening or of the previous response, which
+            # is also what cuts off clients that dribble their headers.
+            keepalive_timeout=limits.header_timeout,
+            max_line_size=limits.max_get_path_bytes + 32,
+            max_field_size=8190,
+            max_headers=64,
+            access_log=None,
+            lingering_time=1.0,
+            **kwargs,
+        )
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.perf_counter()
+        method = request.method
+        fields = {}
+        try:
+            response, outcome = await self._dispatch(request, fields)
+        except Exception:  # never a traceback page
+            logging.getLogger("ocsp_responder.http").exception("unexpected error")
+            response = self._ocsp_bytes(protocol.error_response(protocol.INTERNAL_ERROR))
+            outcome = "internalError"
+        elapsed = time.perf_counter() - started
+        if outcome is not None:
+            if self.metrics is not None:
+                self.metrics.observe_request(method if method in ("GET", "HEAD", "POST") else "other",
+                                             outcome, elapsed)
+            if self.log_requests:
+                fields.update(method=method, http_status=response.status, status=outcome,
+                              latency_ms=round(elapsed * 1000, 3), remote=request.remote)
+                access_log.info("request", extra={"fields": fields})
+        return response
+
+    async def _dispatch(self, request: web.BaseRequest, fields: dict):
+        raw_path = request.raw_path.split("?", 1)[0]
+        path = "/" + raw_path.lstrip("/")
+        method = request.method
+        if path == self.config.health_path:
+            return self._health(method), None
+        if self.serve_metrics and path == self.config.metrics.path:
+            return self.metrics_response(method), None
+
+        if method == "POST":
+            if path not in self.post_paths:
+                return _plain(404, "not found"), "http_404"
+            return await self._post(request, fields)
+        if method in ("GET", "HEAD"):
+            if not path.startswith(self.prefix):
+                return _plain(404, "not found"), "http_404"
+            try:
+                der = decode_get_path(path[len(self.prefix):])
+            except (BadGetPath, UnicodeDecodeError) as exc:
+                if path in self.post_paths:
+                    return _plain(400, "send an OCSP request: POST it, or GET <prefix>/<base64 DER>"), "http_400"
+                fields["error"] = str(exc)
+                return self._ocsp_bytes(protocol.error_response(protocol.MALFORMED_REQUEST)), "malformedRequest"
+            answer = await self.responder.answer(der)
+            return self._ocsp(answer, request, fields, get=True), answer.status
+        return _plain(405, "method not allowed", Allow=ALLOWED), "http_405"
+
+    async def _post(self, request: web.BaseRequest, fields: dict):
+        limits = self.config.limits
+        content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if content_type != OCSP_REQUEST:
+            return _plain(415, f"Content-Type must be {OCSP_REQUEST}"), "http_415"
+        if request.content_length is not None and request.content_length > limits.max_body_bytes:
+            response = _plain(413, "request too large")
+            response.force_close()
+            return response, "http_413"
+        try:
+            body = await asyncio.wait_for(self._read_body(request, limits.max_body_bytes), limits.body_timeout)
+        except asyncio.TimeoutError:
+            response = _plain(408, "request body timeout")
+            response.force_close()
+            return response, "http_408"
+        if body is None:
+            response = _plain(413, "request too large")
+            response.force_close()
+            return response, "http_413"
+        answer = await self.responder.answer(body)
+        return self._ocsp(answer, request, fields, get=False), answer.status
+
+    @staticmethod
+    async def _read_body(request: web.BaseRequest, limit: int) -> Optional[bytes]:
+        chunks, size = [], 0
+        while True:
+            chunk = await request.content.read(limit + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return None
+
+    @staticmethod
+    def _ocsp_bytes(der: bytes, **headers) -> web.Response:
+        headers["Content-Type"] = OCSP_RESPONSE
+        return web.Response(body=der, headers=headers)
+
+    def _ocsp(self, answer: Answer, request: web.BaseRequest, fields: dict, get: bool) -> web.Response:
+        fields.update(issuer=answer.issuer, serial=",".join(answer.serials) or None,
+                      cache_hit=answer.cache_hit, nonce=answer.nonce)
+        entry = answer.cacheable
+        if not get:
+            return self._ocsp_bytes(answer.der)
+        if entry is None:
+            # Nonce-bound or error answers must not be stored by shared caches.
+            return self._ocsp_bytes(answer.der, **{"Cache-Control": "no-store"})
+        max_age = max(0, int(entry.next_update - time.time()))
+        headers = {
+            "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
+            "Last-Modified": entry.last_modified,
+            "Expires": entry.expires,
+            "ETag": entry.etag,
+        }
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match and (if_none_match.strip() == "*" or entry.etag in
+                              [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]):
+            fields["not_modified"] = True
+            return web.Response(status=304, headers=headers)
+        return self._ocsp_bytes(answer.der, **headers)
+
+    def _health(self, method: str) -> web.Response:
+        if method not in ("GET", "HEAD"):
+            return _plain(405, "method not allowed", Allow="GET, HEAD")
+        healthy, report = self.responder.health()
+        body = json.dumps({"status": "ok" if healthy else "unhealthy", "issuers": report}, sort_keys=True)
+        return web.Response(status=200 if healthy else 503, text=body, content_type="application/json",
+                            headers={"Cache-Control": "no-store"})
+
+    def metrics_response(self, method: str) -> web.Response:
+        if method not in ("GET", "HEAD"):
+            return _plain(405, "method not allowed", Allow="GET, HEAD")
+        body, content_type = self.metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+class MetricsOnlyFrontend:
+    """The metrics endpoint on its own listener (``metrics.listen``)."""
+
+    def __init__(self, frontend: HttpFrontend):
+        self.frontend = frontend
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = "/" + request.raw_path.split("?", 1)[0].lstrip("/")
+        if path == self.frontend.config.metrics.path:
+            return self.frontend.metrics_response(request.method)
+        if path == self.frontend.config.health_path:
+            return self.frontend._health(request.method)
+        return _plain(404, "not found")

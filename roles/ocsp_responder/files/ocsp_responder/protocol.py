@@ -1,0 +1,198 @@
+"""OCSP messages on the wire (RFC 6960 §4): request parsing and response encoding.
+
+Requests are parsed with asn1crypto because cryptography's parser takes one certificate
+per request only. Responses are assembled from DER pieces: the CertID is copied byte
+for byte from the request (so the hash algorithm, and even the NULL-or-absent parameter
+choice a client made, is echoed exactly), the rest is a handful of fixed structures.
+This is the hot path of live signing, where a general ASN.1 object model would cost
+more than an ECDSA signature."""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+from asn1crypto import core
+from asn1crypto import ocsp as asn1_ocsp
+
+# OCSPResponseStatus (RFC 6960 §4.2.1)
+SUCCESSFUL = 0
+MALFORMED_REQUEST = 1
+INTERNAL_ERROR = 2
+TRY_LATER = 3
+SIG_REQUIRED = 5
+UNAUTHORIZED = 6
+STATUS_NAMES = {
+    MALFORMED_REQUEST: "malformedRequest",
+    INTERNAL_ERROR: "internalError",
+    TRY_LATER: "tryLater",
+    SIG_REQUIRED: "sigRequired",
+    UNAUTHORIZED: "unauthorized",
+}
+
+NONCE_MAX_OCTETS = 128  # RFC 9654 §2.1
+
+_OID_BASIC = bytes.fromhex("06092b0601050507300101")
+_OID_NONCE = bytes.fromhex("06092b0601050507300102")
+_OID_EXTENDED_REVOKE = bytes.fromhex("06092b0601050507300109")
+
+HASH_OIDS = {"sha1": "1.3.14.3.2.26", "sha256": "2.16.840.1.101.3.4.2.1",
+             "sha384": "2.16.840.1.101.3.4.2.2", "sha512": "2.16.840.1.101.3.4.2.3"}
+
+
+class MalformedRequest(ValueError):
+    """The body is not an OCSP request we can answer; the message says why (for logs)."""
+
+
+# --- DER helpers ---------------------------------------------------------------------
+
+def der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes((length,))
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + der_length(len(content)) + content
+
+
+def sequence(*parts: bytes) -> bytes:
+    return tlv(0x30, b"".join(parts))
+
+
+def generalized_time(moment: datetime.datetime) -> bytes:
+    return tlv(0x18, moment.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
+
+
+def error_response(status: int) -> bytes:
+    """OCSPResponse carrying only a non-successful status (never signed)."""
+    return sequence(tlv(0x0A, bytes((status,))))
+
+
+_EXTENDED_REVOKE_EXTENSION = sequence(_OID_EXTENDED_REVOKE, tlv(0x04, b"\x05\x00"))
+
+
+# --- requests --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CertRequest:
+    hash_algorithm: str          # "sha1", "sha256", ... or the dotted OID if unsupported
+    issuer_name_hash: bytes
+    issuer_key_hash: bytes
+    serial: int
+    cert_id_der: bytes           # echoed verbatim in the response
+
+
+@dataclass
+class OcspRequest:
+    certs: List[CertRequest]
+    nonce_extension: Optional[bytes] = None   # the request's whole Extension, DER
+    nonce_length: Optional[int] = None
+    extra: dict = field(default_factory=dict)
+
+
+def parse_request(der: bytes, max_certs: int) -> OcspRequest:
+    """Parse and validate; every failure is a MalformedRequest (-> malformedRequest)."""
+    if not der:
+        raise MalformedRequest("empty request")
+    try:
+        request = asn1_ocsp.OCSPRequest.load(der, strict=True)
+        tbs = request["tbs_request"]
+        if tbs["version"].native != "v1":
+            raise MalformedRequest("unsupported request version")
+        request_list = tbs["request_list"]
+        if len(request_list) == 0:
+            raise MalformedRequest("no certificate in the request")
+        if len(request_list) > max_certs:
+            raise MalformedRequest(f"{len(request_list)} certificates in one request (limit {max_certs})")
+        certs = []
+        for single in request_list:
+            cert_id = single["req_cert"]
+            algorithm = cert_id["hash_algorithm"]["algorithm"]
+            name = algorithm.native
+            certs.append(CertRequest(
+                hash_algorithm=name if name in HASH_OIDS else algorithm.dotted,
+                issuer_name_hash=cert_id["issuer_name_hash"].native,
+                issuer_key_hash=cert_id["issuer_key_hash"].native,
+                serial=cert_id["serial_number"].native,
+                cert_id_der=cert_id.dump(),
+            ))
+        parsed = OcspRequest(certs)
+        for extension in tbs["request_extensions"] or ():
+            if extension["extn_id"].dotted == "1.3.6.1.5.5.7.48.1.2":
+                parsed.nonce_extension = extension.dump()
+                parsed.nonce_length = nonce_length(extension["extn_value"].contents)
+        # Touch the optional signature so a broken tail is found now, not later.
+        request["optional_signature"].native
+    except MalformedRequest:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise MalformedRequest(f"not a DER OCSPRequest: {type(exc).__name__}") from None
+    return parsed
+
+
+def nonce_length(extn_value: bytes) -> int:
+    """Octets of the nonce. RFC 6960/9654 put a DER OCTET STRING inside extnValue;
+    clients of the RFC 2560 era put the raw bytes there, so fall back to that length."""
+    try:
+        inner = core.OctetString.load(extn_value, strict=True)
+        return len(inner.native)
+    except (ValueError, TypeError):
+        return len(extn_value)
+
+
+# --- responses -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SingleAnswer:
+    cert_id_der: bytes
+    status: str                  # good | revoked | unknown
+    revoked_at: Optional[datetime.datetime] = None
+    reason: int = -1
+
+
+def _cert_status(answer: SingleAnswer) -> bytes:
+    if answer.status == "good":
+        return b"\x80\x00"
+    if answer.status == "unknown":
+        return b"\x82\x00"
+    info = generalized_time(answer.revoked_at)
+    if answer.reason >= 0:
+        info += tlv(0xA0, tlv(0x0A, bytes((answer.reason,))))
+    return tlv(0xA1, info)
+
+
+def single_response(answer: SingleAnswer, this_update: datetime.datetime, next_update: datetime.datetime) -> bytes:
+    return sequence(answer.cert_id_der, _cert_status(answer), generalized_time(this_update),
+                    tlv(0xA0, generalized_time(next_update)))
+
+
+def build_response(signer, responder_id_mode: str, singles: Sequence[bytes], produced_at: datetime.datetime,
+                   nonce_extension: Optional[bytes] = None, extended_revoke: bool = False) -> bytes:
+    """A successful OCSPResponse with a BasicOCSPResponse signed by ``signer``."""
+    extensions = []
+    if nonce_extension is not None:
+        extensions.append(nonce_extension)
+    if extended_revoke:
+        extensions.append(_EXTENDED_REVOKE_EXTENSION)
+    tbs_parts = [signer.responder_id(responder_id_mode), generalized_time(produced_at), sequence(*singles)]
+    if extensions:
+        tbs_parts.append(tlv(0xA1, sequence(*extensions)))
+    tbs = sequence(*tbs_parts)
+    signature = signer.sign(tbs)
+    basic = sequence(tbs, signer.algorithm_der, tlv(0x03, b"\x00" + signature),
+                     tlv(0xA0, sequence(signer.cert_der)))
+    response_bytes = sequence(_OID_BASIC, tlv(0x04, basic))
+    return sequence(b"\x0a\x01\x00", tlv(0xA0, response_bytes))
+
+
+def response_summary(response_der: bytes) -> Tuple[int, List[str]]:
+    """(responseStatus, [cert status names]) of a response: for logs and tests."""
+    parsed = asn1_ocsp.OCSPResponse.load(response_der)
+    status = parsed["response_status"].native
+    code = {v: k for k, v in asn1_ocsp.OCSPResponseStatus._map.items()}[status]
+    if code != SUCCESSFUL:
+        return code, []
+    basic = parsed["response_bytes"]["response"].parsed
+    return code, [single["cert_status"].name for single in basic["tbs_response_data"]["responses"]]

@@ -1,0 +1,356 @@
+"""The responder's decisions: which issuer, which status, cached or signed now.
+
+A normal request (one certificate, no nonce or nonces ignored) is a dictionary lookup
+of a pre-signed response. A nonce (policy ``echo``), several certificates in one
+request, or a cache miss cost a live signature, run on a thread pool (cryptography
+releases the GIL while signing) and bounded by ``limits.max_live_signings``: beyond it
+the answer is ``tryLater`` rather than an ever-growing queue."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from asn1crypto import core as asn1_core
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import serialization
+
+from . import protocol
+from .cache import ResponseCache, SignedResponse
+from .config import HASH_ALGORITHMS, Config, IssuerConfig
+from .signer import SignerError, load_certificate, load_signer
+from .status_source import IndexSource
+
+log = logging.getLogger("ocsp_responder.responses")
+
+UTC = datetime.timezone.utc
+# RFC 6960 §2.2 "extended revoked" answer for a serial that was never issued.
+EXTENDED_REVOKED = ("revoked", 0, 6)  # 1970-01-01T00:00:00Z, certificateHold
+
+
+class StartupError(Exception):
+    """The responder cannot serve with this configuration (message names the key)."""
+
+
+@dataclass(eq=False)  # identity semantics: issuers are used as set members
+class Issuer:
+    index: int
+    config: IssuerConfig
+    signer: object
+    source: IndexSource
+    not_before: float
+    not_after: float
+    cert_id_prefixes: Dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass
+class Answer:
+    der: bytes
+    status: str                                  # cert status(es) or OCSP error status name
+    issuer: Optional[str] = None
+    serials: List[str] = field(default_factory=list)
+    cache_hit: bool = False
+    nonce: bool = False
+    cacheable: Optional[SignedResponse] = None    # set when HTTP caching headers apply
+    signed: Optional[Tuple[float, float]] = None  # (thisUpdate, nextUpdate) of a live answer
+
+
+def _issuer_hashes(ca_der: bytes) -> Dict[str, Tuple[bytes, bytes]]:
+    parsed = asn1_x509.Certificate.load(ca_der)
+    name_der = parsed.subject.dump()
+    key_bits = parsed.public_key["public_key"].contents[1:]
+    return {alg: (hashlib.new(alg, name_der).digest(), hashlib.new(alg, key_bits).digest())
+            for alg in HASH_ALGORITHMS}
+
+
+class Responder:
+    def __init__(self, config: Config, metrics=None):
+        self.config = config
+        self.metrics = metrics
+        self.issuers: List[Issuer] = []
+        self._by_cert_id: Dict[Tuple[str, bytes, bytes], Issuer] = {}
+        self.cache = ResponseCache(config.cache_max_entries)
+        self._live_in_flight = 0
+        self._live_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, min(config.limits.max_live_signings, os.cpu_count() or 1)),
+            thread_name_prefix="ocsp-sign")
+        # Background work (index parsing, pre-signing) gets its own thread so it never
+        # queues in front of a client's live signature.
+        self._background_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ocsp-bg")
+        self._presign_queue: "Optional[asyncio.Queue]" = None  # (issuer, CertID DER, serial)
+        self._queued: set = set()
+        for index, issuer_config in enumerate(config.issuers):
+            self._add_issuer(index, issuer_config)
+
+    # --- start-up ------------------------------------------------------------------
+
+    def _add_issuer(self, index: int, issuer_config: IssuerConfig) -> None:
+        try:
+            ca_cert = load_certificate(issuer_config.ca_cert)
+            signer = load_signer(issuer_config, ca_cert)
+        except SignerError as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            raise StartupError(f"issuers[{issuer_config.name}]: {exc.filename}: {exc.strerror}") from None
+        issuer = Issuer(index, issuer_config, signer, IndexSource(issuer_config.index, issuer_config.name),
+                        signer.cert.not_valid_before_utc.timestamp(), signer.not_after.timestamp())
+        ca_der = ca_cert.public_bytes(serialization.Encoding.DER)
+        for algorithm, (name_hash, key_hash) in _issuer_hashes(ca_der).items():
+            self._by_cert_id[(algorithm, name_hash, key_hash)] = issuer
+            issuer.cert_id_prefixes[algorithm] = cert_id_prefix(algorithm, (name_hash, key_hash))
+        self.issuers.append(issuer)
+
+    def load_indexes(self) -> None:
+        """Synchronous first load, before the server accepts connections."""
+        for issuer in self.issuers:
+            issuer.source.check(force=True)
+            self._count_reload(issuer)
+
+    def close(self) -> None:
+        self._live_pool.shutdown(wait=False, cancel_futures=True)
+        self._background_pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- answering -------------------------------------------------------------------
+
+    async def answer(self, der: bytes) -> Answer:
+        try:
+            return await self._answer(der)
+        except Exception:  # our failure, never the client's: internalError, logged with a trace
+            log.exception("internal error while answering")
+            return Answer(protocol.error_response(protocol.INTERNAL_ERROR), "internalError")
+
+    async def _answer(self, der: bytes) -> Answer:
+        config = self.config
+        try:
+            request = protocol.parse_request(der, config.limits.max_request_certs)
+        except protocol.MalformedRequest as exc:
+            log.debug("malformed request: %s", exc)
+            return Answer(protocol.error_response(protocol.MALFORMED_REQUEST), "malformedRequest")
+
+        issuers = {self._by_cert_id.get((c.hash_algorithm, c.issuer_name_hash, c.issuer_key_hash)) for c in request.certs}
+        serials = [format(c.serial, "X") for c in request.certs]
+        if None in issuers or len(issuers) != 1:
+            # Not ours (or a mix of issuers, which no single signer may answer for).
+            return Answer(protocol.error_response(protocol.UNAUTHORIZED), "unauthorized", serials=serials)
+        issuer = issuers.pop()
+        if not issuer.source.loaded:
+            return Answer(protocol.error_response(protocol.TRY_LATER), "tryLater", issuer.name, serials)
+
+        nonce_extension = None
+        if request.nonce_extension is not None:
+            # RFC 9654 §2.1: a nonce of 0 or more than 128 octets MUST be rejected.
+            if not 1 <= request.nonce_length <= protocol.NONCE_MAX_OCTETS:
+                return Answer(protocol.error_response(protocol.MALFORMED_REQUEST), "malformedRequest",
+                              issuer.name, serials, nonce=True)
+            if config.nonce_policy == "echo":
+                nonce_extension = request.nonce_extension
+
+        statuses = [issuer.source.lookup(cert.serial) for cert in request.certs]
+        status_text = ",".join(status[0] if status else "unknown" for status in statuses)
+        cacheable = nonce_extension is None and len(request.certs) == 1
+        now = time.time()
+        if cacheable:
+            cert = request.certs[0]
+            key = (issuer.index, cert.cert_id_der)
+            hit = self.cache.get(key, statuses[0], now)
+            if hit is not None:
+                self._count("cache_hits")
+                return Answer(hit.der, status_text, issuer.name, serials, cache_hit=True, cacheable=hit)
+            self._count("cache_misses")
+
+        if self._live_in_flight >= config.limits.max_live_signings:
+            return Answer(protocol.error_response(protocol.TRY_LATER), "tryLater", issuer.name, serials,
+                          nonce=nonce_extension is not None)
+        self._live_in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            der_out, this_update, next_update = await loop.run_in_executor(
+                self._live_pool, self.sign, issuer, [c.cert_id_der for c in request.certs], statuses, nonce_extension)
+        finally:
+            self._live_in_flight -= 1
+        self._count_signing(issuer, "live")
+        answer = Answer(der_out, status_text, issuer.name, serials, nonce=nonce_extension is not None,
+                        signed=(this_update, next_update))
+        if cacheable and statuses[0] is not None:
+            entry = SignedResponse.create(der_out, request.certs[0].serial, statuses[0], this_update, next_update)
+            self.cache.put(key, entry)
+            answer.cacheable = entry
+        return answer
+
+    def _single_answer(self, cert_id_der: bytes, status) -> protocol.SingleAnswer:
+        if status is None:
+            if self.config.unknown_serial_policy == "revoked":
+                status = EXTENDED_REVOKED
+            else:
+                return protocol.SingleAnswer(cert_id_der, "unknown")
+        if status[0] == "revoked":
+            return protocol.SingleAnswer(cert_id_der, "revoked",
+                                         datetime.datetime.fromtimestamp(status[1], UTC), status[2])
+        return protocol.SingleAnswer(cert_id_der, "good")
+
+    def sign(self, issuer: Issuer, cert_ids: List[bytes], statuses, nonce_extension: Optional[bytes]):
+        """Build and sign one response (thread-safe, no shared state). Returns
+        (DER, thisUpdate, nextUpdate) as POSIX seconds."""
+        config = self.config
+        now = int(time.time())
+        # Backdated for clients whose clock is behind, but never before the signer
+        # certificate's notBefore (clients check the signer's validity too).
+        this_update = max(now - int(config.this_update_backdate), int(issuer.not_before))
+        next_update = min(now + int(config.response_validity), int(issuer.not_after))
+        this_dt = datetime.datetime.fromtimestamp(this_update, UTC)
+        next_dt = datetime.datetime.fromtimestamp(next_update, UTC)
+        singles = [protocol.single_response(self._single_answer(cert_id, status), this_dt, next_dt)
+                   for cert_id, status in zip(cert_ids, statuses)]
+        der = protocol.build_response(
+            issuer.signer, config.responder_id, singles, datetime.datetime.fromtimestamp(now, UTC),
+            nonce_extension=nonce_extension, extended_revoke=config.unknown_serial_policy == "revoked")
+        return der, float(this_update), float(next_update)
+
+    # --- background: index watching, pre-signing, refreshing ------------------------
+
+    async def run_background(self) -> None:
+        """Runs until cancelled: watches indexes, pre-signs, refreshes."""
+        self._presign_queue = asyncio.Queue()
+        for issuer in self.issuers:
+            if issuer.source.loaded:
+                # Newest certificates first: they are the ones clients ask about.
+                self._queue_presign(issuer, reversed(list(issuer.source.table)), limit=self.config.cache_max_entries)
+        tasks = [asyncio.ensure_future(self._watch()), asyncio.ensure_future(self._presign_worker()),
+                 asyncio.ensure_future(self._refresh())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def reload(self, force: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        for issuer in self.issuers:
+            changed = await loop.run_in_executor(self._background_pool, issuer.source.check, force)
+            self._count_reload(issuer)
+            if changed:
+                # Entries of changed serials stop being served at once (cache.get compares
+                # the status); re-signing them now keeps the next request a hit.
+                self._queue_presign(issuer, changed)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_interval)
+            try:
+                await self.reload(force=False)
+            except Exception:
+                log.exception("index watcher error")
+
+    def _queue_presign(self, issuer: Issuer, serials, limit: Optional[int] = None) -> None:
+        """Queue signing of each serial for every ``presign_hash_algorithms`` entry;
+        ``limit`` caps how many new entries are queued (initial fill of the cache)."""
+        if self._presign_queue is None or self.config.cache_max_entries <= 0:
+            return
+        for serial in serials:
+            for algorithm in self.config.presign_hash_algorithms:
+                if limit is not None:
+                    if limit <= 0:
+                        return
+                    limit -= 1
+                self._enqueue(issuer, cert_id_der(issuer.cert_id_prefixes[algorithm], serial), serial)
+
+    def _enqueue(self, issuer: Issuer, cert_id: bytes, serial: int) -> None:
+        key = (issuer.index, cert_id)
+        if key not in self._queued:
+            self._queued.add(key)
+            self._presign_queue.put_nowait((issuer, cert_id, serial))
+
+    async def _presign_worker(self, batch_size: int = 64) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._presign_queue.get()]
+            while len(batch) < batch_size and not self._presign_queue.empty():
+                batch.append(self._presign_queue.get_nowait())
+            try:
+                results = await loop.run_in_executor(self._background_pool, self._sign_batch, batch)
+            except Exception:
+                log.exception("pre-signing failed")
+                await asyncio.sleep(1)
+                continue
+            for issuer, cert_id, _serial in batch:
+                self._queued.discard((issuer.index, cert_id))
+            for key, entry in results:
+                self.cache.put(key, entry)
+            for issuer in {item[0] for item in batch}:
+                self._count_signing(issuer, "presign", sum(1 for item in batch if item[0] is issuer))
+
+    def _sign_batch(self, batch) -> list:
+        results = []
+        for issuer, cert_id, serial in batch:
+            status = issuer.source.lookup(serial)
+            if status is None:
+                continue  # removed from the index meanwhile; unknown serials are not cached
+            der, this_update, next_update = self.sign(issuer, [cert_id], [status], None)
+            results.append(((issuer.index, cert_id),
+                            SignedResponse.create(der, serial, status, this_update, next_update)))
+        return results
+
+    async def _refresh(self) -> None:
+        interval = max(1.0, min(60.0, self.config.refresh_margin / 10))
+        while True:
+            await asyncio.sleep(interval)
+            due = self.cache.due_for_refresh(time.time(), self.config.refresh_margin)
+            by_index = {issuer.index: issuer for issuer in self.issuers}
+            for (issuer_index, cert_id), entry in due:
+                self._enqueue(by_index[issuer_index], cert_id, entry.serial)
+
+    # --- health and metrics helpers -------------------------------------------------
+
+    def health(self) -> Tuple[bool, dict]:
+        report = {}
+        healthy = True
+        now = time.time()
+        for issuer in self.issuers:
+            ok, reason = issuer.source.healthy(self.config.index_max_age, self.config.reload_interval)
+            if issuer.not_after - now < 0:
+                ok, reason = False, "signer certificate expired"
+            healthy = healthy and ok
+            source = issuer.source
+            report[issuer.name] = {
+                "ok": ok, "reason": reason, "entries": len(source.table),
+                "loaded_at": source.loaded_at, "index_mtime": source.index_mtime, "error": source.error,
+            }
+        return healthy, report
+
+    def _count(self, name: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, name).inc()
+
+    def _count_signing(self, issuer: Issuer, kind: str, amount: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.signings.labels(issuer=issuer.name, kind=kind).inc(amount)
+
+    def _count_reload(self, issuer: Issuer) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_reloads(issuer)
+
+
+def integer_der(value: int) -> bytes:
+    return protocol.tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
+def cert_id_prefix(algorithm: str, hashes: Tuple[bytes, bytes]) -> bytes:
+    """CertID content up to the serial, as clients build it: the AlgorithmIdentifier
+    with NULL parameters (openssl, NSS, Java and GnuTLS all send it that way)."""
+    oid = asn1_core.ObjectIdentifier(protocol.HASH_OIDS[algorithm]).dump()
+    return protocol.sequence(oid, b"\x05\x00") + protocol.tlv(0x04, hashes[0]) + protocol.tlv(0x04, hashes[1])
+
+
+def cert_id_der(prefix: bytes, serial: int) -> bytes:
+    return protocol.tlv(0x30, prefix + integer_der(serial))
