@@ -1,0 +1,520 @@
+"""Independent OCSP clients, driven as subprocesses against a running responder.
+
+Each runner returns a ``ClientResult`` whose ``status`` is read from the client's own
+output (``good``/``revoked``/``unknown``), never from its exit code alone: several of
+these tools exit 0 after a failed verification. A runner raises ``ClientError`` with the
+client's full output when the client did not accept the response.
+
+``RecordingProxy`` sits between the clients and the responder and keeps the raw bytes
+in both directions, so a test can prove which HTTP method a client really used and what
+the responder answered (nonce echo), without trusting the responder's own account.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(__file__).resolve().parent
+JAVA_SOURCE = HERE / "java" / "OcspCheck.java"
+CLIENT_TIMEOUT = 60
+
+
+class ClientError(AssertionError):
+    """The client rejected the response or the exchange failed; carries its output."""
+
+
+@dataclass
+class ClientResult:
+    status: str
+    reason: Optional[str] = None
+    output: str = ""
+
+
+def run(cmd, *, timeout=CLIENT_TIMEOUT, env=None, cwd=None, input=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(part) for part in cmd], capture_output=True, text=input is None or isinstance(input, str),
+                          timeout=timeout, env=env, cwd=cwd, input=input)
+
+
+def openssl(*args, cwd=None) -> str:
+    proc = run(["openssl", *args], cwd=cwd)
+    if proc.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(map(str, args))} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- PKI
+
+@dataclass
+class Pki:
+    """Root -> intermediate (an ``openssl ca`` directory) -> delegated signer and leaves."""
+
+    base: Path
+    root_cert: Path
+    ca_dir: Path
+    ca_cert: Path
+    ca_key: Path
+    index: Path
+    signer_cert: Path
+    signer_key: Path
+    leaves: dict = field(default_factory=dict)
+
+    @property
+    def chain_pem(self) -> Path:
+        """Root and intermediate in one file, for clients that want every CA at once."""
+        path = self.base / "chain.pem"
+        if not path.exists():
+            path.write_text(self.ca_cert.read_text() + self.root_cert.read_text())
+        return path
+
+
+def _new_key_args(key_type: str) -> list:
+    if key_type == "rsa2048":
+        return ["-newkey", "rsa:2048"]
+    if key_type == "ec":
+        return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    if key_type == "ed25519":
+        return ["-newkey", "ed25519"]
+    raise ValueError(f"unknown key type {key_type}")
+
+
+CA_CNF = """\
+[ ca ]
+default_ca = CA_default
+
+[ CA_default ]
+dir = {ca_dir}
+database = $dir/index.txt
+new_certs_dir = $dir/newcerts
+serial = $dir/serial
+certificate = $dir/ca.crt
+private_key = $dir/private/ca.key
+default_md = sha256
+default_days = 365
+policy = policy_any
+unique_subject = no
+copy_extensions = none
+
+[ policy_any ]
+commonName = supplied
+
+[ leaf_ext ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+authorityInfoAccess = OCSP;URI:{ocsp_url}
+
+[ ocsp_ext ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = critical, OCSPSigning
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+noCheck = ignored
+"""
+
+
+def build_openssl_pki(base: Path, ocsp_url: str, *, ca_key_type="ec", signer_key_type="ec",
+                      leaves=("good", "revoked"), revoke=("revoked",)) -> Pki:
+    """A PKI made only by the openssl CLI, the way the OpenSSL CA guide makes one.
+
+    Leaves carry ``ocsp_url`` in their AIA (clients without a URL option use it)."""
+    base.mkdir(parents=True, exist_ok=True)
+    root_key, root_cert = base / "root.key", base / "root.crt"
+    openssl("req", "-x509", *_new_key_args(ca_key_type), "-nodes", "-keyout", root_key, "-out", root_cert,
+            "-days", "3650", "-subj", "/O=pkiops interop/CN=Interop Root CA",
+            "-addext", "basicConstraints=critical,CA:true",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    ca_dir = base / "intermediate"
+    for sub in ("newcerts", "private", "certs"):
+        (ca_dir / sub).mkdir(parents=True, exist_ok=True)
+    (ca_dir / "index.txt").write_text("")
+    (ca_dir / "serial").write_text("1000\n")
+    cnf = ca_dir / "openssl.cnf"
+    cnf.write_text(CA_CNF.format(ca_dir=ca_dir, ocsp_url=ocsp_url))
+    ca_key, ca_cert, ca_csr = ca_dir / "private" / "ca.key", ca_dir / "ca.crt", base / "ca.csr"
+    openssl("req", "-new", *_new_key_args(ca_key_type), "-nodes", "-keyout", ca_key, "-out", ca_csr,
+            "-subj", "/O=pkiops interop/CN=Interop Issuing CA")
+    ext = base / "ca_ext.cnf"
+    ext.write_text("basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                   "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    openssl("x509", "-req", "-in", ca_csr, "-CA", root_cert, "-CAkey", root_key, "-CAcreateserial",
+            "-days", "1825", "-extfile", ext, "-out", ca_cert)
+    os.chmod(ca_key, 0o600)
+
+    def issue(name: str, extensions: str, key_type: str) -> tuple:
+        key, csr, cert = ca_dir / "private" / f"{name}.key", base / f"{name}.csr", ca_dir / "certs" / f"{name}.crt"
+        openssl("req", "-new", *_new_key_args(key_type), "-nodes", "-keyout", key, "-out", csr,
+                "-subj", f"/O=pkiops interop/CN={name}.interop.test")
+        openssl("ca", "-batch", "-config", cnf, "-extensions", extensions, "-notext",
+                "-in", csr, "-out", cert)
+        os.chmod(key, 0o600)
+        return cert, key
+
+    signer_cert, signer_key = issue("ocsp-signer", "ocsp_ext", signer_key_type)
+    pki = Pki(base, root_cert, ca_dir, ca_cert, ca_key, ca_dir / "index.txt", signer_cert, signer_key)
+    for name in leaves:
+        pki.leaves[name], _ = issue(name, "leaf_ext", "ec")
+    for name in revoke:
+        openssl("ca", "-config", cnf, "-revoke", pki.leaves[name], "-crl_reason", "keyCompromise")
+    return pki
+
+
+# --------------------------------------------------------------------------- proxy
+
+@dataclass
+class Exchange:
+    method: str
+    target: str
+    headers: dict
+    body: bytes
+    status: Optional[int]
+    response_headers: dict
+    response_body: bytes
+
+    def request_der(self, prefix: str = "/") -> bytes:
+        """The OCSP request: the POST body, or the GET path decoded (RFC 9919 §5)."""
+        if self.method == "POST":
+            return self.body
+        encoded = urllib.parse.unquote(self.target[len(prefix):].lstrip("/"))
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+
+
+def _split_http(stream: bytes) -> list:
+    """(start line, lower-cased headers, body) of each Content-Length framed message."""
+    messages = []
+    while stream:
+        head, sep, rest = stream.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        messages.append((lines[0], headers, rest[:length]))
+        stream = rest[length:]
+    return messages
+
+
+class RecordingProxy:
+    """Loopback TCP pass-through that records both directions of every connection."""
+
+    def __init__(self, upstream_port: Optional[int] = None):
+        self.upstream_port = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections: list = []  # [client_bytes, server_bytes] per connection
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def url(self, prefix: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{prefix}"
+
+    def _accept_loop(self):
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            record = [bytearray(), bytearray()]
+            with self._lock:
+                self.connections.append(record)
+            threading.Thread(target=self._serve, args=(client, record), daemon=True).start()
+
+    def _serve(self, client: socket.socket, record: list):
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=CLIENT_TIMEOUT)
+        except OSError:
+            client.close()
+            return
+        done = threading.Event()
+
+        def pump(src, dst, buffer):
+            try:
+                while True:
+                    chunk = src.recv(65536)
+                    if not chunk:
+                        break
+                    buffer += chunk
+                    dst.sendall(chunk)
+            except OSError:
+                pass
+            finally:
+                for sock in (src, dst):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                done.set()
+
+        threading.Thread(target=pump, args=(upstream, client, record[1]), daemon=True).start()
+        pump(client, upstream, record[0])
+        done.wait(5)
+        client.close()
+        upstream.close()
+
+    def clear(self):
+        with self._lock:
+            self.connections.clear()
+
+    def exchanges(self) -> list:
+        """Every HTTP request/response pair clients made since the last clear()."""
+        with self._lock:
+            streams = [(bytes(conn[0]), bytes(conn[1])) for conn in self.connections]
+        found = []
+        for sent, received in streams:
+            requests, responses = _split_http(sent), _split_http(received)
+            for index, (line, headers, body) in enumerate(requests):
+                method, _, rest = line.partition(" ")
+                target = rest.rsplit(" ", 1)[0]
+                status, resp_headers, resp_body = None, {}, b""
+                if index < len(responses):
+                    status_line, resp_headers, resp_body = responses[index]
+                    status = int(status_line.split()[1])
+                found.append(Exchange(method, target, headers, body, status, resp_headers, resp_body))
+        return found
+
+    def close(self):
+        self._closed = True
+        self._listener.close()
+
+
+# --------------------------------------------------------------------------- stand-in responder
+
+class OpensslResponder:
+    """`openssl ocsp` as a responder: the reference the harness is checked against, and
+    the baseline of the benchmarks."""
+
+    def __init__(self, pki: Pki, port: int, log: Path, *, multi: int = 0, nmin: int = 60):
+        cmd = ["openssl", "ocsp", "-index", pki.index, "-port", str(port), "-rsigner", pki.signer_cert,
+               "-rkey", pki.signer_key, "-CA", pki.ca_cert, "-nmin", str(nmin), "-ignore_err"]
+        if multi:
+            cmd += ["-multi", str(multi)]
+        self.port = port
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 10.0):
+        # Not by connecting: an empty probe connection stalls `openssl ocsp` until it times out.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"openssl ocsp exited with {self.proc.returncode}: {self.log.read_text()}")
+            if b"waiting for OCSP client connections" in self.log.read_bytes():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("openssl ocsp did not start listening")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+# --------------------------------------------------------------------------- clients
+
+HASH_OPTION = {"sha1": "-sha1", "sha256": "-sha256", "sha384": "-sha384", "sha512": "-sha512"}
+
+
+def _fail(client: str, proc, why: str):
+    raise ClientError(f"{client}: {why}\n--- exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+
+
+def _openssl_status(proc, leaf: Path, client: str) -> ClientResult:
+    """Status from `openssl ocsp` output, which exits 0 even after some failed checks."""
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "Response verify OK" not in proc.stderr:
+        _fail(client, proc, "response not verified")
+    if "WARNING" in text or "error" in text.lower():
+        _fail(client, proc, "verification warning (nonce or validity times)")
+    match = re.search(rf"^{re.escape(str(leaf))}: (good|revoked|unknown)$", proc.stdout, re.M)
+    if not match:
+        _fail(client, proc, "no status line")
+    reason = re.search(r"^\s*Reason: (\S+)", proc.stdout, re.M)
+    return ClientResult(match.group(1), reason.group(1) if reason else None, text)
+
+
+def openssl_post(pki: Pki, leaf: str, url: str, *, hash_alg="sha1", nonce=True) -> ClientResult:
+    cert = pki.leaves[leaf]
+    proc = run(["openssl", "ocsp", "-issuer", pki.ca_cert, HASH_OPTION[hash_alg], "-cert", cert, "-url", url,
+                "-CAfile", pki.root_cert, "-verify_other", pki.ca_cert, "-nonce" if nonce else "-no_nonce",
+                "-timeout", "20"])
+    return _openssl_status(proc, cert, "openssl ocsp (POST)")
+
+
+def http_get_ocsp(url: str, der_request: bytes) -> tuple:
+    """GET {url}{percent-encoded base64}, as RFC 9919 §5 describes; (status, headers, body)."""
+    target = url.rstrip("/") + "/" + urllib.parse.quote(base64.b64encode(der_request).decode(), safe="")
+    try:
+        with urllib.request.urlopen(target, timeout=20) as reply:
+            return reply.status, reply.headers, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def openssl_get(pki: Pki, leaf: str, url: str, workdir: Path, *, hash_alg="sha1", nonce=False) -> ClientResult:
+    """The request made and the response verified by `openssl ocsp`; GET transport by urllib
+    (openssl's own client only POSTs). The nonce echo is compared here, since openssl's
+    verification of a -respin response has no request to compare with."""
+    from cryptography.x509 import ocsp as x509_ocsp, OCSPNonce
+
+    cert = pki.leaves[leaf]
+    req_file, resp_file = workdir / f"{leaf}-{hash_alg}-req.der", workdir / f"{leaf}-{hash_alg}-resp.der"
+    openssl("ocsp", "-issuer", pki.ca_cert, HASH_OPTION[hash_alg], "-cert", cert, "-reqout", req_file,
+            "-nonce" if nonce else "-no_nonce")
+    status, headers, body = http_get_ocsp(url, req_file.read_bytes())
+    if status != 200 or headers.get("Content-Type") != "application/ocsp-response":
+        raise ClientError(f"GET answered {status} {headers.get('Content-Type')!r}")
+    resp_file.write_bytes(body)
+    proc = run(["openssl", "ocsp", "-respin", resp_file, "-issuer", pki.ca_cert, HASH_OPTION[hash_alg],
+                "-cert", cert, "-CAfile", pki.root_cert, "-verify_other", pki.ca_cert, "-no_nonce"])
+    result = _openssl_status(proc, cert, "openssl ocsp (GET)")
+    if nonce:
+        sent = x509_ocsp.load_der_ocsp_request(req_file.read_bytes()).extensions.get_extension_for_class(OCSPNonce)
+        echoed = [e for e in x509_ocsp.load_der_ocsp_response(body).extensions if e.oid == sent.oid]
+        if not echoed or echoed[0].value.nonce != sent.value.nonce:
+            raise ClientError("GET response does not echo the request nonce")
+    return result
+
+
+def gnutls_ocsptool(pki: Pki, leaf: str, url: str, *, nonce=True) -> ClientResult:
+    """GnuTLS ocsptool: POST, SHA-1 CertID, verifies the delegated signer against the issuer."""
+    proc = run(["ocsptool", f"--ask={url}", "--load-cert", pki.leaves[leaf], "--load-issuer", pki.ca_cert,
+                "--nonce" if nonce else "--no-nonce"])
+    if proc.returncode != 0 or "Response Status: Successful" not in proc.stdout:
+        _fail("ocsptool", proc, "no successful response")
+    if "Verifying OCSP Response: Success." not in proc.stdout:
+        _fail("ocsptool", proc, "response not verified")
+    match = re.search(r"Certificate Status: (good|revoked|unknown)", proc.stdout)
+    if not match:
+        _fail("ocsptool", proc, "no certificate status")
+    if nonce and not re.search(r"^\s*Nonce: [0-9a-f]+$", proc.stdout, re.M):
+        _fail("ocsptool", proc, "nonce requested but none in the response")
+    return ClientResult(match.group(1), None, proc.stdout + proc.stderr)
+
+
+def make_nss_db(pki: Pki, dbdir: Path) -> str:
+    """A temporary NSS database trusting the root; returns the `sql:` location."""
+    dbdir.mkdir(parents=True, exist_ok=True)
+    db = f"sql:{dbdir}"
+    for cmd in (["certutil", "-N", "-d", db, "--empty-password"],
+                ["certutil", "-A", "-d", db, "-n", "interop-root", "-t", "CT,C,C", "-a", "-i", pki.root_cert],
+                ["certutil", "-A", "-d", db, "-n", "interop-ca", "-t", ",,", "-a", "-i", pki.ca_cert],
+                ["certutil", "-A", "-d", db, "-n", "interop-ocsp-signer", "-t", ",,", "-a", "-i", pki.signer_cert]):
+        proc = run(cmd)
+        if proc.returncode != 0:
+            _fail("certutil", proc, "NSS database set-up failed")
+    return db
+
+
+NSS_ERRORS = {"-8180": "revoked", "-8066": "unknown"}  # SEC_ERROR_REVOKED_CERTIFICATE, _OCSP_UNKNOWN_CERT
+
+
+def nss_vfychain(pki: Pki, leaf: str, db: str) -> ClientResult:
+    """NSS libpkix path validation, OCSP required for the leaf (URL from the AIA, GET)."""
+    proc = run(["vfychain", "-d", db, "-pp", "-u", "1", "-g", "leaf", "-h", "requireFreshInfo", "-m", "ocsp",
+                "-s", "failIfNoInfo", "-a", pki.leaves[leaf], "-a", pki.ca_cert])
+    output = proc.stdout + proc.stderr
+    if proc.returncode == 0 and "Chain is good!" in output:
+        return ClientResult("good", None, output)
+    codes = re.findall(r"ERROR (-\d+):", output)
+    if "Chain is bad!" in output and len(set(codes)) == 1 and codes[0] in NSS_ERRORS:
+        return ClientResult(NSS_ERRORS[codes[0]], None, output)
+    _fail("vfychain", proc, "neither a good chain nor a revocation error")
+
+
+def nss_ocspclnt(pki: Pki, leaf: str, url: str, db: str) -> ClientResult:
+    """NSS ocspclnt -S: status of one certificate from a given responder, signer pinned."""
+    cert = pki.leaves[leaf]
+    proc = run(["ocspclnt", "-d", db, "-S", cert, "-a", "-l", url, "-t", "interop-ocsp-signer"])
+    if re.search(rf'Check of certificate "{re.escape(str(cert))}" succeeded\.', proc.stdout):
+        return ClientResult("good", None, proc.stdout)
+    if re.search(r"failed\.\s+Reason:\s+Peer's Certificate has been revoked\.", proc.stdout):
+        return ClientResult("revoked", None, proc.stdout)
+    if re.search(r"failed\.\s+Reason:\s+.*(unknown|not known)", proc.stdout, re.I):
+        return ClientResult("unknown", None, proc.stdout)
+    _fail("ocspclnt", proc, "unexpected output")
+
+
+def compile_java(outdir: Path) -> Path:
+    outdir.mkdir(parents=True, exist_ok=True)
+    proc = run(["javac", "-d", outdir, JAVA_SOURCE], timeout=120)
+    if proc.returncode != 0:
+        _fail("javac", proc, "compilation failed")
+    return outdir
+
+
+def java_pkix(pki: Pki, leaf: str, url: Optional[str], classes: Path, *, nonce_bytes=0) -> ClientResult:
+    """Java 17 CertPathValidator + PKIXRevocationChecker (OCSP only, leaf only)."""
+    proc = run(["java", "-cp", classes, "OcspCheck", pki.root_cert, pki.ca_cert, pki.leaves[leaf],
+                url or "aia", str(nonce_bytes)])
+    match = re.fullmatch(r"STATUS (good|revoked|unknown)(?: (\w+))?\n", proc.stdout)
+    if proc.returncode != 0 or not match:
+        _fail("java", proc, "validation failed")
+    return ClientResult(match.group(1), match.group(2), proc.stdout)
+
+
+def pyhanko_validate(pki: Pki, leaf: str, *, hash_alg="sha1", nonce=True) -> ClientResult:
+    """pyhanko-certvalidator, hard-fail revocation mode; OCSP URL from the AIA; POST."""
+    import asyncio
+
+    import aiohttp
+    from asn1crypto import pem, x509
+    from pyhanko_certvalidator import CertificateValidator, ValidationContext
+    from pyhanko_certvalidator.errors import RevokedError
+    from pyhanko_certvalidator.fetchers import Fetchers
+    from pyhanko_certvalidator.fetchers.aiohttp_fetchers.cert_fetch_client import AIOHttpCertificateFetcher
+    from pyhanko_certvalidator.fetchers.aiohttp_fetchers.crl_client import AIOHttpCRLFetcher
+    from pyhanko_certvalidator.fetchers.aiohttp_fetchers.ocsp_client import AIOHttpOCSPFetcher
+
+    def load(path: Path):
+        _, _, der = pem.unarmor(path.read_bytes())
+        return x509.Certificate.load(der)
+
+    async def validate() -> ClientResult:
+        async with aiohttp.ClientSession() as session:
+            fetchers = Fetchers(
+                ocsp_fetcher=AIOHttpOCSPFetcher(session, certid_hash_algo=hash_alg, request_nonces=nonce),
+                crl_fetcher=AIOHttpCRLFetcher(session), cert_fetcher=AIOHttpCertificateFetcher(session))
+            context = ValidationContext(trust_roots=[load(pki.root_cert)], other_certs=[load(pki.ca_cert)],
+                                        allow_fetching=True, revocation_mode="hard-fail", fetchers=fetchers)
+            validator = CertificateValidator(load(pki.leaves[leaf]), validation_context=context)
+            try:
+                await validator.async_validate_usage(set())
+            except RevokedError as exc:
+                return ClientResult("revoked", exc.reason.native, str(exc))
+            if len(context.ocsps) != 1:
+                raise ClientError(f"pyhanko: expected one OCSP response used, got {len(context.ocsps)}")
+            return ClientResult("good", None, "")
+
+    return asyncio.run(validate())

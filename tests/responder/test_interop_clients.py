@@ -1,0 +1,202 @@
+"""The responder against independent OCSP clients (issue 3, Proof).
+
+Every client runs as the real program (or library) and its own verdict is read from its
+output: openssl ocsp, GnuTLS ocsptool, NSS vfychain and ocspclnt, Java 17 PKIX with a
+PKIXRevocationChecker, pyhanko-certvalidator. A recording proxy in front of the responder
+shows what each client really sent (GET or POST, hash algorithm, nonce) and what it got,
+so each test also proves the transport variant it claims to cover.
+
+Coverage (as far as each client supports it):
+  client            method     CertID hash     nonce
+  openssl ocsp      POST       SHA-1, SHA-256  with, without
+  openssl (req/verify) + GET   SHA-1, SHA-256  with, without
+  ocsptool          POST       SHA-1           with, without
+  vfychain          GET (AIA)  SHA-1           without (NSS sends none)
+  ocspclnt          GET        SHA-1           without
+  Java 17 PKIX      GET, POST  SHA-1           without, 16 octets (GET), 128 octets (POST)
+  pyhanko           POST (AIA) SHA-1, SHA-256  with, without
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp
+
+try:  # a package or a plain test directory, depending on tests/responder/__init__.py
+    from . import interop_support as clients
+except ImportError:
+    import interop_support as clients
+
+RecordingProxy, build_openssl_pki = clients.RecordingProxy, clients.build_openssl_pki
+
+LEAVES = ("good", "revoked")
+EXPECTED_REASON = {"openssl": "keyCompromise", "java": "KEY_COMPROMISE", "pyhanko": "key_compromise"}
+HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256}
+
+
+def require(*tools):
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run scripts/system-deps.sh clients")
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    proxy = RecordingProxy()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory, proxy, interop_prefix):
+    return build_openssl_pki(tmp_path_factory.mktemp("interop-pki"), proxy.url(interop_prefix))
+
+
+@pytest.fixture(scope="module")
+def url(proxy, pki, interop_responder, interop_prefix):
+    """The responder's URL as clients see it (through the proxy), once it is up."""
+    proxy.upstream_port = interop_responder(pki)
+    return proxy.url(interop_prefix)
+
+
+@pytest.fixture(scope="module")
+def interop_prefix():
+    return "/"
+
+
+@pytest.fixture(scope="module")
+def interop_responder(tmp_path_factory):
+    started = []
+
+    def start(pki):
+        port = clients.free_port()
+        log = tmp_path_factory.mktemp("openssl-ocsp") / "log"
+        started.append(clients.OpensslResponder(pki, port, log))
+        return port
+
+    yield start
+    for responder in started:
+        responder.stop()
+
+
+@pytest.fixture
+def exchange(proxy, url, interop_prefix):
+    """The single OCSP exchange a test's client made, checked against the request."""
+    proxy.clear()
+
+    def single(method: str, hash_alg: str = "sha1", nonce=None):
+        exchanges = proxy.exchanges()
+        assert len(exchanges) == 1, [(e.method, e.target, e.status) for e in exchanges]
+        ex = exchanges[0]
+        assert ex.method == method
+        assert ex.status == 200
+        assert ex.response_headers.get("content-type") == "application/ocsp-response"
+        request = ocsp.load_der_ocsp_request(ex.request_der(interop_prefix))
+        response = ocsp.load_der_ocsp_response(ex.response_body)
+        assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+        assert isinstance(request.hash_algorithm, HASHES[hash_alg])
+        assert isinstance(response.hash_algorithm, HASHES[hash_alg]), "CertID hash not echoed"
+        assert response.serial_number == request.serial_number
+        sent = _nonce(request.extensions)
+        echoed = _nonce(response.extensions)
+        if nonce is not None:
+            assert (sent is not None) == nonce, "the client did not send what the test claims"
+        if sent is not None:
+            assert echoed == sent, "the nonce was not echoed"
+        return ex, request, response
+
+    return single
+
+
+def _nonce(extensions):
+    try:
+        return extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _check(result, leaf, client=None):
+    assert result.status == leaf, result.output
+    if leaf == "revoked" and client in EXPECTED_REASON:
+        assert result.reason == EXPECTED_REASON[client], result.output
+
+
+@pytest.mark.parametrize("nonce", [True, False], ids=["nonce", "no-nonce"])
+@pytest.mark.parametrize("hash_alg", ["sha1", "sha256"])
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_openssl_post(pki, url, exchange, leaf, hash_alg, nonce):
+    require("openssl")
+    result = clients.openssl_post(pki, leaf, url, hash_alg=hash_alg, nonce=nonce)
+    _check(result, leaf, "openssl")
+    exchange("POST", hash_alg, nonce)
+
+
+@pytest.mark.parametrize("nonce", [True, False], ids=["nonce", "no-nonce"])
+@pytest.mark.parametrize("hash_alg", ["sha1", "sha256"])
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_openssl_get(pki, url, exchange, tmp_path, leaf, hash_alg, nonce):
+    require("openssl")
+    result = clients.openssl_get(pki, leaf, url, tmp_path, hash_alg=hash_alg, nonce=nonce)
+    _check(result, leaf, "openssl")
+    exchange("GET", hash_alg, nonce)
+
+
+@pytest.mark.parametrize("nonce", [True, False], ids=["nonce", "no-nonce"])
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_gnutls_ocsptool(pki, url, exchange, leaf, nonce):
+    require("ocsptool")
+    _check(clients.gnutls_ocsptool(pki, leaf, url, nonce=nonce), leaf)
+    exchange("POST", "sha1", nonce)
+
+
+@pytest.fixture(scope="module")
+def nss_db(pki, tmp_path_factory):
+    require("certutil")
+    return clients.make_nss_db(pki, tmp_path_factory.mktemp("nssdb"))
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_nss_vfychain(pki, url, nss_db, exchange, leaf):
+    require("vfychain")
+    _check(clients.nss_vfychain(pki, leaf, nss_db), leaf)
+    exchange("GET", "sha1", nonce=False)
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_nss_ocspclnt(pki, url, nss_db, exchange, leaf):
+    require("ocspclnt")
+    _check(clients.nss_ocspclnt(pki, leaf, url, nss_db), leaf)
+    exchange("GET", "sha1", nonce=False)
+
+
+@pytest.fixture(scope="module")
+def java_classes(tmp_path_factory):
+    require("javac", "java")
+    return clients.compile_java(tmp_path_factory.mktemp("java"))
+
+
+@pytest.mark.parametrize("nonce_bytes, method", [(0, "GET"), (16, "GET"), (128, "POST")],
+                         ids=["no-nonce-GET", "nonce16-GET", "nonce128-POST"])
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_java_pkix(pki, url, java_classes, exchange, leaf, nonce_bytes, method):
+    _check(clients.java_pkix(pki, leaf, url, java_classes, nonce_bytes=nonce_bytes), leaf, "java")
+    _, request, _ = exchange(method, "sha1", nonce=bool(nonce_bytes))
+    if nonce_bytes:
+        assert len(_nonce(request.extensions)) == nonce_bytes
+
+
+def test_java_pkix_uses_aia(pki, url, java_classes, exchange):
+    """Without an explicit responder Java must find the responder through the AIA."""
+    _check(clients.java_pkix(pki, "good", None, java_classes), "good")
+    exchange("GET", "sha1", nonce=False)
+
+
+@pytest.mark.parametrize("nonce", [True, False], ids=["nonce", "no-nonce"])
+@pytest.mark.parametrize("hash_alg", ["sha1", "sha256"])
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_pyhanko(pki, url, exchange, leaf, hash_alg, nonce):
+    _check(clients.pyhanko_validate(pki, leaf, hash_alg=hash_alg, nonce=nonce), leaf, "pyhanko")
+    exchange("POST", hash_alg, nonce)
