@@ -369,20 +369,33 @@ def base_config(pki: Pki, **overrides) -> dict:
     return config
 
 
+def launch_responder(directory: Path, config: dict, wait: bool = True) -> RunningResponder:
+    """Write ``config`` to ``directory`` and start the responder on it (port 0 -> the
+    port it logs). The caller stops it (``RunningResponder.stop``)."""
+    path = write_config(directory, config)
+    log_path = directory / f"{path.stem}.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(responder_command(path), stdout=log_file, stderr=subprocess.STDOUT,
+                                   env=responder_env(), cwd=directory)
+    responder = RunningResponder(process, path, log_path, config)
+    if wait:
+        try:
+            responder.wait_listening()
+        except BaseException:
+            responder.stop()
+            raise
+    return responder
+
+
 @pytest.fixture
 def start_responder(tmp_path):
-    """start_responder(pki, wait=True, **config_overrides) -> RunningResponder; all stopped
-    at teardown (SIGTERM, then SIGKILL after 15 s)."""
+    """start_responder(pki, wait=True, config=None, **config_overrides) -> RunningResponder;
+    every one is stopped at teardown (SIGTERM, then SIGKILL after 15 s)."""
     started: List[RunningResponder] = []
 
     def start(pki: Pki, wait: bool = True, config: Optional[dict] = None, **overrides) -> RunningResponder:
         config = config if config is not None else base_config(pki, **overrides)
-        path = write_config(tmp_path, config)
-        log_path = tmp_path / f"{path.stem}.log"
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(responder_command(path), stdout=log_file, stderr=subprocess.STDOUT,
-                                       env=responder_env(), cwd=tmp_path)
-        responder = RunningResponder(process, path, log_path, config)
+        responder = launch_responder(tmp_path, config, wait=False)
         started.append(responder)
         if wait:
             responder.wait_listening()

@@ -92,12 +92,36 @@ class OcspRequest:
     extra: dict = field(default_factory=dict)
 
 
+class _Extension(core.Sequence):
+    """An extension whose value stays opaque: asn1crypto's own spec would try to parse a
+    nonce as an OCTET STRING and fail on the raw nonces of RFC 2560-era clients."""
+    _fields = [("extn_id", core.ObjectIdentifier), ("critical", core.Boolean, {"default": False}),
+               ("extn_value", core.OctetString)]
+
+
+class _Extensions(core.SequenceOf):
+    _child_spec = _Extension
+
+
+def _replace_field(fields, name, spec):
+    return [(field_name, spec, *rest) if field_name == name else (field_name, field_spec, *rest)
+            for field_name, field_spec, *rest in fields]
+
+
+class _TBSRequest(asn1_ocsp.TBSRequest):
+    _fields = _replace_field(asn1_ocsp.TBSRequest._fields, "request_extensions", _Extensions)
+
+
+class _OCSPRequest(asn1_ocsp.OCSPRequest):
+    _fields = _replace_field(asn1_ocsp.OCSPRequest._fields, "tbs_request", _TBSRequest)
+
+
 def parse_request(der: bytes, max_certs: int) -> OcspRequest:
     """Parse and validate; every failure is a MalformedRequest (-> malformedRequest)."""
     if not der:
         raise MalformedRequest("empty request")
     try:
-        request = asn1_ocsp.OCSPRequest.load(der, strict=True)
+        request = _OCSPRequest.load(der, strict=True)
         tbs = request["tbs_request"]
         if tbs["version"].native != "v1":
             raise MalformedRequest("unsupported request version")
