@@ -209,6 +209,8 @@ def format_index(entries):
 
 def _split_fields(line):
     """TXT_DB_read's split: tabs separate fields unless escaped with a backslash."""
+    if "\\\t" not in line:
+        return line.split("\t")
     fields = []
     current = []
     i = 0
