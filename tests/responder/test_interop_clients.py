@@ -18,6 +18,7 @@ Coverage (as far as each client supports it):
 """
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -31,6 +32,10 @@ except ImportError:
     import interop_support as clients
 
 RecordingProxy, build_openssl_pki = clients.RecordingProxy, clients.build_openssl_pki
+try:
+    from .conftest import launch_responder
+except ImportError:
+    from conftest import launch_responder
 
 LEAVES = ("good", "revoked")
 EXPECTED_REASON = {"openssl": "keyCompromise", "java": "KEY_COMPROMISE", "pyhanko": "key_compromise"}
@@ -62,20 +67,36 @@ def url(proxy, pki, interop_responder, interop_prefix):
     return proxy.url(interop_prefix)
 
 
+# PKIOPS_INTEROP_TARGET=openssl runs the same clients against `openssl ocsp`: the check
+# that the harness itself judges correctly (and the reference when a client disagrees).
+TARGET = os.environ.get("PKIOPS_INTEROP_TARGET", "pkiops")
+
+
 @pytest.fixture(scope="module")
 def interop_prefix():
-    return "/"
+    # Ours under a path prefix, as behind a shared web front; openssl ocsp serves "/" only.
+    return "/" if TARGET == "openssl" else "/ocsp/"
 
 
 @pytest.fixture(scope="module")
-def interop_responder(tmp_path_factory):
+def interop_responder(tmp_path_factory, interop_prefix):
+    """start(pki) -> the port of a responder serving ``pki``'s issuing CA."""
     started = []
 
     def start(pki):
-        port = clients.free_port()
-        log = tmp_path_factory.mktemp("openssl-ocsp") / "log"
-        started.append(clients.OpensslResponder(pki, port, log))
-        return port
+        workdir = tmp_path_factory.mktemp("responder")
+        if TARGET == "openssl":
+            responder = clients.OpensslResponder(pki, clients.free_port(), workdir / "log")
+            started.append(responder)
+            return responder.port
+        responder = launch_responder(workdir, {
+            "listen": ["127.0.0.1:0"],
+            "path_prefix": interop_prefix.rstrip("/"),
+            "issuers": [{"name": "interop", "ca_cert": str(pki.ca_cert), "index": str(pki.index),
+                         "signer_cert": str(pki.signer_cert), "signer_key": str(pki.signer_key)}],
+        })
+        started.append(responder)
+        return responder.port
 
     yield start
     for responder in started:
