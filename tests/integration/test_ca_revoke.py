@@ -1,0 +1,185 @@
+"""The ca_revoke module, run for real through ansible-playbook on localhost."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.helpers.ansible_run import run_playbook
+from tests.helpers.ca_factory import ApiCA, OpensslCA, crl_serials, name, openssl_status
+
+from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import serial_to_colon_hex, serial_to_hex
+
+
+def play(*tasks, check=False, diff=False):
+    """Run ca_revoke tasks (name, args[, task keywords]) in one playbook; {name: (outcome, result)}."""
+    body = []
+    for task in tasks:
+        task_name, args = task[0], task[1]
+        entry = {"name": task_name, "pkiops.ocsp.ca_revoke": args, "ignore_errors": True}
+        entry.update(task[2] if len(task) > 2 else {})
+        body.append(entry)
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": body}], check=check, diff=diff)
+    outcomes = {entry["task"]: (entry["outcome"], entry["result"]) for entry in run.results}
+    missing = [t[0] for t in tasks if t[0] not in outcomes]
+    assert not missing, f"tasks did not run: {missing}\n{run.output}"
+    return outcomes
+
+
+def ok(outcomes, task_name):
+    outcome, result = outcomes[task_name]
+    assert outcome == "ok", f"{task_name}: {result.get('msg')}"
+    return result
+
+
+def failed(outcomes, task_name, message):
+    outcome, result = outcomes[task_name]
+    assert outcome == "failed", f"{task_name} did not fail: {result}"
+    assert message in result["msg"], result["msg"]
+    return result
+
+
+def snapshot(path):
+    st = os.stat(path)
+    return Path(path).read_bytes(), st.st_mtime_ns, st.st_ino
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return ApiCA(tmp_path / "ca")
+
+
+@pytest.mark.slow
+def test_revoke_idempotence_hold_unhold_and_diff(ca, tmp_path):
+    certs = {cn: ca.issue(cn) for cn in ("colon", "path", "content", "hold", "decimal")}
+    path_pem = ca.write_cert(certs["path"], tmp_path / "path.pem")
+    content_pem = certs["content"].public_bytes(serialization.Encoding.PEM).decode()
+    colon = serial_to_colon_hex(certs["colon"].serial_number)
+    hold = "0x" + serial_to_hex(certs["hold"].serial_number)
+    out = play(
+        ("revoke colon-hex", {"issuer_dir": ca.dir.path, "serial_number": colon, "reason": "keyCompromise",
+                              "invalidity_date": "2026-01-02T03:04:05Z"}),
+        ("again", {"issuer_dir": ca.dir.path, "serial_number": colon, "reason": "keyCompromise"}),
+        ("again without reason", {"issuer_dir": ca.dir.path, "serial_number": colon}),
+        ("revoke by path", {"issuer_dir": ca.dir.path, "path": str(path_pem), "reason": "superseded",
+                            "revocation_date": "20260101000000Z"}),
+        ("revoke by content", {"issuer_dir": ca.dir.path, "content": content_pem}),
+        ("revoke decimal", {"issuer_dir": ca.dir.path, "serial_number": certs["decimal"].serial_number,
+                            "reason": "cessationOfOperation"}),
+        ("hold", {"issuer_dir": ca.dir.path, "serial_number": hold, "reason": "certificateHold",
+                  "hold_instruction": "holdInstructionReject"}),
+        ("lift hold", {"issuer_dir": ca.dir.path, "serial_number": hold, "state": "active"}),
+        ("lift hold again", {"issuer_dir": ca.dir.path, "serial_number": hold, "state": "active"}),
+        diff=True,
+    )
+    first = ok(out, "revoke colon-hex")
+    assert first["changed"] is True
+    assert (first["status_before"], first["status_after"], first["reason"]) == ("V", "R", "keyCompromise")
+    assert first["serial_number"] == certs["colon"].serial_number
+    assert first["serial_hex"] == serial_to_hex(certs["colon"].serial_number)
+    assert first["invalidity_date"] == "2026-01-02T03:04:05+00:00"
+    assert "status: V" in first["diff"]["before"] and "status: R" in first["diff"]["after"]
+    assert "reason: keyCompromise" in first["diff"]["after"]
+    for again in ("again", "again without reason"):
+        result = ok(out, again)
+        assert result["changed"] is False
+        assert result["revocation_date"] == first["revocation_date"]
+        assert result["invalidity_date"] == first["invalidity_date"]
+    by_path = ok(out, "revoke by path")
+    assert by_path["changed"] and by_path["revocation_date"] == "2026-01-01T00:00:00+00:00"
+    assert ok(out, "revoke by content")["reason"] is None
+    assert ok(out, "revoke decimal")["status_after"] == "R"
+    held = ok(out, "hold")
+    assert held["hold_instruction"] == "holdInstructionReject" and held["status_after"] == "R"
+    lifted = ok(out, "lift hold")
+    assert (lifted["changed"], lifted["status_before"], lifted["status_after"]) == (True, "R", "V")
+    assert ok(out, "lift hold again")["changed"] is False
+
+    # OpenSSL, reading the same directory, agrees
+    revoked = crl_serials(Path(ca.dir.cnf_path), tmp_path / "crl.pem")
+    assert revoked == {certs["colon"].serial_number: "Key Compromise", certs["path"].serial_number: "Superseded",
+                       certs["content"].serial_number: "", certs["decimal"].serial_number: "Cessation Of Operation"}
+    assert "Valid (V)" in openssl_status(Path(ca.dir.cnf_path), serial_to_hex(certs["hold"].serial_number))
+
+
+def test_check_mode_writes_nothing(ca):
+    cert = ca.issue("checked")
+    before = snapshot(ca.dir.index_path)
+    out = play(("check", {"issuer_dir": ca.dir.path, "serial_number": cert.serial_number, "reason": "superseded"}),
+               check=True, diff=True)
+    result = ok(out, "check")
+    assert result["changed"] is True and result["status_after"] == "R"
+    assert "status: R" in result["diff"]["after"]
+    assert snapshot(ca.dir.index_path) == before
+    assert ca.db.find(cert.serial_number).status == "V"
+
+
+@pytest.mark.slow
+def test_failures_are_clear_and_write_nothing(ca, tmp_path):
+    good = ca.issue("target")
+    compromised = ca.issue("compromised")
+    ca.db.revoke(compromised.serial_number, "keyCompromise")
+    stranger = ApiCA(tmp_path / "stranger", cn="Other CA")
+    twin = ApiCA(tmp_path / "twin")  # same subject name as `ca`, different key
+    foreign = stranger.write_cert(stranger.issue("foreign"), tmp_path / "foreign.pem")
+    twin_cert = twin.write_cert(twin.build(name("twin"), good.serial_number), tmp_path / "twin.pem")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    index_before = snapshot(ca.dir.index_path)
+    serial = good.serial_number
+    base = {"issuer_dir": ca.dir.path}
+    out = play(
+        ("unknown serial", dict(base, serial_number="0xDEADBEEF")),
+        ("other issuer", dict(base, path=str(foreign))),
+        ("same name other key", dict(base, path=str(twin_cert))),
+        ("lift a keyCompromise", dict(base, serial_number=compromised.serial_number, state="active")),
+        ("invalidity without compromise", dict(base, serial_number=serial, reason="superseded",
+                                               invalidity_date="2026-01-01T00:00:00Z")),
+        ("ambiguous hex", dict(base, serial_number="1A2B")),
+        ("bad colon hex", dict(base, serial_number="1:2:345")),
+        ("negative", dict(base, serial_number=-5)),
+        ("future date", dict(base, serial_number=serial, revocation_date="2999-01-01T00:00:00Z")),
+        ("bad date", dict(base, serial_number=serial, revocation_date="yesterday")),
+        ("bad hold instruction", dict(base, serial_number=serial, reason="certificateHold",
+                                      hold_instruction="pretty please")),
+        ("reason on active", dict(base, serial_number=serial, state="active", reason="superseded")),
+        ("unsupported reason", dict(base, serial_number=serial, reason="privilegeWithdrawn")),
+        ("garbage cert", dict(base, path=str(garbage))),
+        ("missing cert", dict(base, path=str(tmp_path / "nope.pem"))),
+        ("two selectors", dict(base, serial_number=serial, path=str(foreign))),
+        ("no selector", dict(base)),
+        ("not a CA dir", {"issuer_dir": str(tmp_path), "serial_number": serial}),
+    )
+    failed(out, "unknown serial", "serial DEADBEEF (3735928559) is not in")
+    failed(out, "other issuer", "issued by /C=GB/O=Alice Ltd/CN=Other CA, not by this CA")
+    failed(out, "same name other key", "authority key identifier does not match")
+    failed(out, "lift a keyCompromise", "only a certificateHold can be lifted")
+    failed(out, "invalidity without compromise", "only be recorded with reason keyCompromise or CACompromise")
+    failed(out, "ambiguous hex", "write hex as 0x1A2B")
+    failed(out, "bad colon hex", "not an integer, 0x-hex or colon-hex")
+    failed(out, "negative", "must be positive")
+    failed(out, "future date", "is in the future")
+    failed(out, "bad date", "neither ISO 8601")
+    failed(out, "bad hold instruction", "hold_instruction must be one of")
+    failed(out, "reason on active", "only apply to state=revoked")
+    failed(out, "unsupported reason", "value of reason must be one of")
+    failed(out, "garbage cert", "neither a PEM nor a DER certificate")
+    failed(out, "missing cert", "cannot read certificate")
+    failed(out, "two selectors", "mutually exclusive")
+    failed(out, "no selector", "one of the following is required")
+    failed(out, "not a CA dir", "is not a CA directory")
+    assert snapshot(ca.dir.index_path) == index_before
+
+
+def test_revokes_in_a_directory_made_by_openssl_ca(tmp_path):
+    oca = OpensslCA(tmp_path / "oca")
+    victim = oca.issue("/C=GB/O=Alice Ltd/CN=victim.example.com")
+    bystander = oca.issue("/C=GB/O=Alice Ltd/CN=bystander.example.com")
+    oca.ca("-revoke", bystander, "-crl_reason", "superseded")
+    out = play(("revoke", {"issuer_dir": str(oca.path), "path": str(victim), "reason": "keyCompromise"}),
+               ("again", {"issuer_dir": str(oca.path), "path": str(victim), "reason": "keyCompromise"}))
+    assert ok(out, "revoke")["changed"] is True and ok(out, "again")["changed"] is False
+    revoked = crl_serials(oca.cnf, tmp_path / "crl.pem")
+    assert revoked == {oca.serial_of(victim): "Key Compromise", oca.serial_of(bystander): "Superseded"}
