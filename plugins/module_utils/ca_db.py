@@ -404,7 +404,7 @@ def unheld_entry(entry):
 
 
 # -- the database -----------------------------------------------------------------------
-def _read_attr_unique_subject(path):
+def read_unique_subject(path):
     """index.txt.attr's unique_subject; OpenSSL defaults to yes when the file is absent."""
     try:
         with open(path, "r", encoding="utf-8", errors="replace") as handle:
@@ -414,8 +414,12 @@ def _read_attr_unique_subject(path):
     for line in text.splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() == "unique_subject":
-            return value.strip().lower() in ("yes", "y", "true", "1", "on")
+            # OpenSSL's parse_yesno: only the first character counts, anything else is yes
+            return value.strip()[:1] not in ("0", "f", "F", "n", "N")
     return True
+
+
+_read_attr_unique_subject = read_unique_subject  # old name, still imported by issuance.py
 
 
 class CADatabase:
@@ -553,7 +557,7 @@ class CADatabase:
             for entry in entries:
                 if entry.serial == cert.serial_number:
                     raise CAError("serial %s is already in %s" % (entry.serial_hex, self.ca_dir.index_path))
-            if _read_attr_unique_subject(self.ca_dir.index_attr_path):
+            if read_unique_subject(self.ca_dir.index_attr_path):
                 for entry in entries:
                     if entry.status == STATUS_VALID and entry.subject == subject:
                         raise CAError(

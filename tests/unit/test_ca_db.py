@@ -321,3 +321,14 @@ def test_atomic_write_modes_and_cleanup(tmp_path):
     with pytest.raises(OSError):
         atomic_write(tmp_path / "adir", b"x")  # cannot replace a directory
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "f"]
+
+
+@pytest.mark.parametrize("text, unique", [
+    ("unique_subject = no\n", False), ("unique_subject=False\n", False), ("unique_subject = 0\n", False),
+    ("unique_subject = yes\n", True), ("unique_subject = off\n", True),  # OpenSSL reads only 'o': yes
+    ("unique_subject = maybe\n", True), ("# nothing\n", True),
+])
+def test_unique_subject_parsed_like_openssl_parse_yesno(tmp_path, text, unique):
+    attr = tmp_path / "index.txt.attr"
+    attr.write_text(text)
+    assert ca_db.read_unique_subject(str(attr)) is unique
