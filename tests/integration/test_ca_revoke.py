@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.ansible_run import run_playbook
-from tests.helpers.ca_factory import ApiCA, OpensslCA, crl_serials, name, openssl_status
+from tests.helpers.ca_factory import ApiCA, OpensslCA, crl_serials, name, openssl, openssl_status
 
 from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import serial_to_colon_hex, serial_to_hex
 
@@ -183,3 +183,48 @@ def test_revokes_in_a_directory_made_by_openssl_ca(tmp_path):
     assert ok(out, "revoke")["changed"] is True and ok(out, "again")["changed"] is False
     revoked = crl_serials(oca.cnf, tmp_path / "crl.pem")
     assert revoked == {oca.serial_of(victim): "Key Compromise", oca.serial_of(bystander): "Superseded"}
+
+
+@pytest.mark.slow
+def test_end_to_end_with_ca_cert(tmp_path):
+    """ca_cert builds root -> intermediate -> server; ca_revoke revokes the server cert;
+    openssl's CRL and `openssl verify -crl_check` see it."""
+    root, inter = tmp_path / "root", tmp_path / "intermediate"
+    server = tmp_path / "www.cert.pem"
+    subject = {"C": "GB", "O": "Alice Ltd"}
+    tasks = [
+        {"name": "root", "pkiops.ocsp.ca_cert": {"profile": "root_ca", "ca_dir": str(root),
+                                                 "subject": dict(subject, CN="E2E Root CA"),
+                                                 "privatekey_type": "ECC"}},
+        {"name": "intermediate", "pkiops.ocsp.ca_cert": {
+            "profile": "intermediate_ca", "ca_dir": str(inter), "issuer_dir": str(root),
+            "subject": dict(subject, CN="E2E Intermediate CA"), "privatekey_type": "ECC"}},
+        {"name": "server", "pkiops.ocsp.ca_cert": {
+            "profile": "server", "issuer_dir": str(inter), "privatekey_path": str(tmp_path / "www.key.pem"),
+            "path": str(server), "subject": {"CN": "www.example.com"},
+            "subject_alt_name": ["DNS:www.example.com"], "privatekey_type": "ECC"}},
+        {"name": "revoke", "pkiops.ocsp.ca_revoke": {"issuer_dir": str(inter), "path": str(server),
+                                                     "reason": "keyCompromise"}},
+        {"name": "revoke again", "pkiops.ocsp.ca_revoke": {"issuer_dir": str(inter), "path": str(server),
+                                                           "reason": "keyCompromise"}},
+        {"name": "wrong CA", "pkiops.ocsp.ca_revoke": {"issuer_dir": str(root), "path": str(server)},
+         "ignore_errors": True},
+    ]
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+    assert run.rc == 0, run.output
+    issued = run.task("server")
+    revoked = run.task("revoke")
+    assert revoked["changed"] and revoked["serial_number"] == issued["serial_number"]
+    assert run.task("revoke again")["changed"] is False
+    assert "not by this CA" in run.task("wrong CA")["msg"]
+    crl = tmp_path / "crl.pem"
+    assert crl_serials(inter / "openssl.cnf", crl) == {issued["serial_number"]: "Key Compromise"}
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes((inter / "certs" / "ca-chain.cert.pem").read_bytes())
+    root_crl = tmp_path / "root-crl.pem"
+    openssl("ca", "-config", root / "openssl.cnf", "-gencrl", "-out", root_crl)
+    both = tmp_path / "crls.pem"
+    both.write_bytes(crl.read_bytes() + root_crl.read_bytes())
+    assert openssl("verify", "-CAfile", chain, server).returncode == 0  # fine without revocation data
+    verdict = openssl("verify", "-crl_check_all", "-CRLfile", both, "-CAfile", chain, server, check=False)
+    assert verdict.returncode != 0 and "certificate revoked" in verdict.stdout + verdict.stderr
