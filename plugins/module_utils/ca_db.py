@@ -456,6 +456,7 @@ class CADatabase:
             # Temporaries can only be left by killed writers: every writer holds this lock.
             remove_stale_temp_files(self.ca_dir.index_path)
             remove_stale_temp_files(self.ca_dir.serial_path)
+            remove_stale_temp_files(self.ca_dir.newcerts_dir, prefix=".")
             yield self
         finally:
             self._lock_fd, self._lock_depth = None, 0

@@ -76,14 +76,17 @@ def atomic_write(path, data, mode=0o644):
     fsync_dir(directory)
 
 
-def remove_stale_temp_files(path):
+def remove_stale_temp_files(path, prefix=None):
     """Delete temporaries of ``path`` left by a writer that was killed.
 
+    ``path`` may be a directory with ``prefix="."``: then every temporary in it goes.
     Only call this while holding the lock that serializes every writer of ``path``:
     then no live process can own such a file.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = temp_prefix(path)
+    if prefix is None:
+        directory, prefix = os.path.dirname(os.path.abspath(path)), temp_prefix(path)
+    else:
+        directory = path
     removed = []
     try:
         names = os.listdir(directory)

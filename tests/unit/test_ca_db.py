@@ -297,10 +297,13 @@ def test_lock_is_exclusive_across_open_files_and_reentrant(ca):
 
 
 def test_lock_removes_temporaries_of_killed_writers(ca):
-    stale = os.path.join(ca.dir.path, ".index.txt.dead1234.tmp")
-    open(stale, "w").write("half a line")
+    stale = [os.path.join(ca.dir.path, ".index.txt.dead1234.tmp"), os.path.join(ca.dir.path, ".serial.x.tmp"),
+             os.path.join(ca.dir.newcerts_dir, ".0A.pem.y.tmp")]
+    keep = [os.path.join(ca.dir.path, ".openssl.cnf.z.tmp"), os.path.join(ca.dir.newcerts_dir, "0A.pem")]
+    for path in stale + keep:
+        open(path, "w").write("half a line")
     with ca.db.locked():
-        assert not os.path.exists(stale)
+        assert [os.path.exists(p) for p in stale + keep] == [False, False, False, True, True]
 
 
 def test_database_on_missing_dir_is_clear(tmp_path):
