@@ -600,8 +600,10 @@ class CADatabase:
 
     def revoke(self, serial, reason=None, revoked_at=None, invalidity_date=None, hold_instruction=None,
                check_mode=False):
-        return self.update(serial, lambda entry: revoked_entry(entry, reason, revoked_at, invalidity_date,
-                                                                hold_instruction), check_mode)
+        def transition(entry):
+            return revoked_entry(entry, reason, revoked_at, invalidity_date, hold_instruction)
+
+        return self.update(serial, transition, check_mode)
 
     def unhold(self, serial, check_mode=False):
         return self.update(serial, unheld_entry, check_mode)

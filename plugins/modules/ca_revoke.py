@@ -24,14 +24,20 @@ description:
     into C(keyCompromise).
   - Publishing the new state (CRL, pushing C(index.txt) to OCSP responders) is not done here.
 author:
-  - pkiops.ocsp contributors
+  - pkiops.ocsp developers (@pkiops)
 requirements:
   - cryptography >= 38.0 (on the host holding the CA)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: Computes the new entry and every failure; writes nothing.
   diff_mode:
     support: full
+    details: Shows the index entry before and after.
+  platform:
+    platforms: posix
 options:
   issuer_dir:
     description:
