@@ -71,7 +71,8 @@ options:
   renew_before_days:
     description:
       - Reissue when the existing certificate expires within this many days.
-      - Defaults to the profile's value.
+      - Defaults to the profile's value, shortened to a third of O(valid_days) for short
+        validities. A value not below O(valid_days) is refused (every run would reissue).
     type: int
   force:
     description:

@@ -25,7 +25,8 @@ options:
     choices: [RSA, ECC, Ed25519]
   privatekey_size:
     description:
-      - Size in bits of a generated RSA key (at least 2048). Defaults to 4096.
+      - Size in bits of a generated RSA key (at least 2048). Defaults to 4096 for CA keys and
+        2048 for other keys, as in the OpenSSL guide.
       - When given and the key exists, the existing key must have this size.
     type: int
   privatekey_curve:

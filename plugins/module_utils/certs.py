@@ -305,17 +305,17 @@ class CertificateSpec:
         if issuer.private_key is not None and _hash_name(cert.signature_hash_algorithm) != \
                 _hash_name(expected_hash):
             return 'digest differs'
-        if self.not_after_time is not None:
-            if not_after(cert) != self.not_after_time:
-                return 'not_after differs'
-        elif not_after(cert) - not_before(cert) != datetime.timedelta(days=self.valid_days):
-            return 'validity period differs'
         if now < not_before(cert):
             return 'not yet valid'
         if not_after(cert) <= now:
             return 'expired'
         if renew_before_days and not_after(cert) - now <= datetime.timedelta(days=renew_before_days):
             return 'expires within renew_before_days (%d)' % renew_before_days
+        if self.not_after_time is not None:
+            if not_after(cert) != self.not_after_time:
+                return 'not_after differs'
+        elif not_after(cert) - not_before(cert) != datetime.timedelta(days=self.valid_days):
+            return 'validity period differs'
         return None
 
     def builder(self, issuer_subject, issuer_public_key, now):

@@ -26,7 +26,8 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
 try:
     from cryptography import x509
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory, CAError
-    from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import CADatabase
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
+        CADatabase, openssl_oneline_subject, _read_attr_unique_subject as read_unique_subject)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
     IMPORT_ERROR = None
 except ImportError:
@@ -164,10 +165,6 @@ class Issuer:
         if not_before(self.cert) > now:
             raise IssuanceError('the issuer certificate is not valid before %s'
                                 % asn1_time(not_before(self.cert)))
-        if end > not_after(self.cert):
-            raise IssuanceError('the certificate would be valid until %s, past the issuer\'s own '
-                                'expiry %s; shorten valid_days/not_after or renew the issuer'
-                                % (asn1_time(end), asn1_time(not_after(self.cert))))
         issuer_limit = self.path_length
         if profile.is_ca and issuer_limit is not None:
             if issuer_limit == 0:
@@ -176,6 +173,10 @@ class Issuer:
             if path_length is not None and path_length >= issuer_limit:
                 raise IssuanceError('path length exceeded: path_length %d must be below the '
                                     'issuer\'s pathlen %d' % (path_length, issuer_limit))
+        if end > not_after(self.cert):
+            raise IssuanceError('the certificate would be valid until %s, past the issuer\'s own '
+                                'expiry %s; shorten valid_days/not_after or renew the issuer'
+                                % (asn1_time(end), asn1_time(not_after(self.cert))))
 
 
 class CertificateIssuance:
@@ -277,9 +278,7 @@ class CertificateIssuance:
         start, end = spec.validity(self.now)
         issuer.check_can_issue(profile, path_length, start, end, self.now)
 
-        renew_before = params.get('renew_before_days')
-        if renew_before is None:
-            renew_before = profile.renew_before_days
+        renew_before = self._renew_before_days(spec)
         existing = self._existing_certificate(cert_path)
         if params['force']:
             reason = 'force=true'
@@ -288,6 +287,9 @@ class CertificateIssuance:
                 'the file at %s is not a certificate' % cert_path
         else:
             reason = spec.differences(existing, issuer, self.now, renew_before)
+
+        if reason is not None and not profile.self_signed:
+            self._check_database_accepts(issuer.ca_dir, subject)
 
         extra_reasons = []
         if profile.is_ca:
@@ -351,7 +353,7 @@ class CertificateIssuance:
         parent = os.path.dirname(key_path) or '.'
         if not self.profile.is_ca and not os.path.isdir(parent):
             raise IssuanceError('directory %s for privatekey_path does not exist' % parent)
-        key = spec.generate()
+        key = spec.generate(default_rsa_size=4096 if self.profile.is_ca else 2048)
         return key.public_key(), key, None
 
     def _subject_and_sans(self, csr):
@@ -381,6 +383,37 @@ class CertificateIssuance:
                 pass
             sans = general_names_to_strings(ext.value) if ext else []
         return subject, sans
+
+    def _renew_before_days(self, spec):
+        """A renewal window as long as the validity would reissue on every run: refuse it.
+
+        The profile's default shrinks to a third of a short validity instead.
+        """
+        given = self.params.get('renew_before_days')
+        if given is not None and given < 0:
+            raise IssuanceError('renew_before_days must be 0 or more')
+        if spec.not_after_time is not None:
+            return given if given is not None else self.profile.renew_before_days
+        if given is None:
+            return min(self.profile.renew_before_days, spec.valid_days // 3)
+        if given >= spec.valid_days:
+            raise IssuanceError('renew_before_days (%d) must be shorter than valid_days (%d), or '
+                                'every run would reissue' % (given, spec.valid_days))
+        return given
+
+    def _check_database_accepts(self, ca_dir, subject):
+        """Fail now, before any write, where record_issued would refuse the certificate."""
+        db = CADatabase(ca_dir)
+        entries = db.entries()  # also fails clearly when index.txt is missing or broken
+        if not read_unique_subject(ca_dir.index_attr_path):
+            return
+        oneline = openssl_oneline_subject(subject)
+        for entry in entries:
+            if entry.status == 'V' and entry.subject == oneline:
+                raise IssuanceError(
+                    '%s says unique_subject = yes (OpenSSL\'s default when the file is missing) and '
+                    'serial %s is a valid certificate for %s: revoke it first (ca_revoke) or set '
+                    'unique_subject = no' % (ca_dir.index_attr_path, entry.serial_hex, oneline))
 
     def _existing_certificate(self, path):
         if not os.path.exists(path):

@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised on hosts without the 
 
 KEY_TYPES = ('RSA', 'ECC', 'Ed25519')
 CURVES = ('secp256r1', 'secp384r1', 'secp521r1')
-DEFAULT_RSA_SIZE = 4096
+DEFAULT_RSA_SIZE = 2048  # end-entity keys, as in the guide; CA keys use 4096
 DEFAULT_CURVE = 'secp384r1'
 MIN_RSA_SIZE = 2048
 
@@ -51,9 +51,9 @@ class KeySpec:
         self.size = size
         self.curve = curve
 
-    def generate(self):
+    def generate(self, default_rsa_size=DEFAULT_RSA_SIZE):
         if self.key_type == 'RSA':
-            return rsa.generate_private_key(public_exponent=65537, key_size=self.size or DEFAULT_RSA_SIZE)
+            return rsa.generate_private_key(public_exponent=65537, key_size=self.size or default_rsa_size)
         if self.key_type == 'ECC':
             return ec.generate_private_key(_curve(self.curve or DEFAULT_CURVE))
         return ed25519.Ed25519PrivateKey.generate()
