@@ -178,6 +178,11 @@ def test_revokes_in_a_directory_made_by_openssl_ca(tmp_path):
     victim = oca.issue("/C=GB/O=Alice Ltd/CN=victim.example.com")
     bystander = oca.issue("/C=GB/O=Alice Ltd/CN=bystander.example.com")
     oca.ca("-revoke", bystander, "-crl_reason", "superseded")
+    before = snapshot(oca.path / "index.txt")
+    checked = play(("check", {"issuer_dir": str(oca.path), "path": str(victim), "reason": "keyCompromise"}), check=True)
+    assert ok(checked, "check")["changed"] is True
+    assert snapshot(oca.path / "index.txt") == before
+    assert not (oca.path / "index.txt.lock").exists()  # check mode creates nothing, not even the lock
     out = play(("revoke", {"issuer_dir": str(oca.path), "path": str(victim), "reason": "keyCompromise"}),
                ("again", {"issuer_dir": str(oca.path), "path": str(victim), "reason": "keyCompromise"}))
     assert ok(out, "revoke")["changed"] is True and ok(out, "again")["changed"] is False
