@@ -1,0 +1,160 @@
+"""site.yml and revoke.yml on this machine, for everything but the responder service.
+
+The CA and the certificate holders are all `localhost` under several inventory names
+(local connection), so their CSRs are signed on the CA at the same time by parallel
+forks, as on a real fleet. The responders exist only as names in the inventory (their
+URLs go into the certificates) and are left out with --limit: the responder play needs
+systemd and runs in the molecule scenario."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers.ansible_run import ROOT, run_playbook
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = [f"client{i}" for i in range(1, 7)]
+PASSPHRASES = {"pki_root_ca_passphrase": "root-Pass-7f3a", "pki_intermediate_ca_passphrase": "int-Pass-91bc"}
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fleet")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    inventory = {"all": {"children": {
+        "pki_ca": {"hosts": {"ca": local}},
+        "ocsp_responders": {"hosts": {"responder1": None, "responder2": None}},
+        "pki_clients": {"hosts": {name: local for name in CLIENTS}},
+    }}}
+    inv = base / "inventory.yml"
+    inv.write_text(yaml.safe_dump(inventory))
+    extra = dict(PASSPHRASES, pki_base_dir=str(base / "ca"),
+                 pki_client_dir=str(base / "clients") + "/{{ inventory_hostname }}",
+                 pki_root_ca_key={"type": "ECC", "curve": "secp384r1"},
+                 pki_intermediate_ca_key={"type": "ECC", "curve": "secp384r1"},
+                 pki_client_key={"type": "ECC", "curve": "secp256r1"})
+    return {"base": base, "inventory": str(inv), "extra": extra}
+
+
+def play(fleet, name, extra=None, args=()):
+    extra_vars = dict(fleet["extra"], **(extra or {}))
+    limit = ["--limit", "ca," + ",".join(CLIENTS), "--forks", "8"]
+    return run_playbook(ROOT / "playbooks" / name, inventory=fleet["inventory"],
+                        extra_vars=extra_vars, args=[*limit, *args])
+
+
+def index_lines(fleet) -> list[list[str]]:
+    text = (fleet["base"] / "ca" / "intermediate" / "index.txt").read_text()
+    return [line.split("\t") for line in text.splitlines()]
+
+
+def openssl(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["openssl", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def site_runs(fleet):
+    first = play(fleet, "site.yml", args=["-v"])
+    assert first.rc == 0, first.output[-5000:]
+    second = play(fleet, "site.yml")
+    assert second.rc == 0, second.output[-5000:]
+    return first, second
+
+
+def test_site_builds_chain_and_client_certificates(fleet, site_runs):
+    ca = fleet["base"] / "ca"
+    root, inter = ca / "root" / "certs" / "ca.cert.pem", ca / "intermediate" / "certs" / "ca.cert.pem"
+    serials = set()
+    for name in CLIENTS:
+        host_dir = fleet["base"] / "clients" / name
+        cert = host_dir / f"{name}.cert.pem"
+        verified = openssl("verify", "-CAfile", str(root), "-untrusted", str(host_dir / "ca-chain.cert.pem"),
+                           "-purpose", "sslserver", str(cert))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        # The key stayed on the host: the CA host holds only the certificate.
+        assert (host_dir / f"{name}.key.pem").stat().st_mode & 0o077 == 0
+        assert not list((ca / "intermediate" / "private").glob(f"{name}*"))
+        assert (ca / "intermediate" / "certs" / f"{name}.cert.pem").read_bytes() == cert.read_bytes()
+        assert (host_dir / f"{name}.fullchain.pem").read_bytes() == cert.read_bytes() + \
+            (host_dir / "ca-chain.cert.pem").read_bytes()
+        text = openssl("x509", "-in", str(cert), "-noout", "-text").stdout
+        assert "OCSP - URI:http://responder1:2560/" in text and "OCSP - URI:http://responder2:2560/" in text
+        assert f"DNS:{name}" in text
+        serials.add(openssl("x509", "-in", str(cert), "-noout", "-serial").stdout.strip())
+        issuer = openssl("x509", "-in", str(cert), "-noout", "-issuer").stdout.split("=", 1)[1]
+        assert issuer == openssl("x509", "-in", str(inter), "-noout", "-subject").stdout.split("=", 1)[1]
+        assert "CN = Alice Ltd Intermediate CA" in issuer
+    # Parallel signing lost nothing: one distinct serial per client, all in the index.
+    assert len(serials) == len(CLIENTS)
+    assert len([f for f in index_lines(fleet) if f[0] == "V"]) == len(CLIENTS)
+    # openssl ca still reads the database.
+    listed = openssl("ca", "-config", str(ca / "intermediate" / "openssl.cnf"), "-updatedb",
+                     "-passin", "pass:" + PASSPHRASES["pki_intermediate_ca_passphrase"])
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_site_second_run_changes_nothing(site_runs):
+    first, second = site_runs
+    assert re.search(r"changed=[1-9]", first.stdout)
+    changed = [e["task"] + "@" + e["host"] for e in second.results if e["result"].get("changed")]
+    assert changed == []
+    assert not re.search(r"changed=[1-9]", second.stdout)
+
+
+def test_passphrases_stay_out_of_the_output(site_runs):
+    for run in site_runs:
+        for secret in PASSPHRASES.values():
+            assert secret not in run.output
+
+
+def test_site_refuses_to_run_without_ca_passphrases(fleet):
+    extra = {k: v for k, v in fleet["extra"].items() if k not in PASSPHRASES}
+    run = run_playbook(ROOT / "playbooks" / "site.yml", inventory=fleet["inventory"], extra_vars=extra,
+                       args=["--limit", "ca"])
+    assert run.rc != 0
+    assert "pki_intermediate_ca_passphrase" in run.output
+
+
+def test_revoke_by_host_then_by_serial(fleet, site_runs):
+    by_host = play(fleet, "revoke.yml", {"revoke_host": "client1", "revoke_reason": "keyCompromise"})
+    assert by_host.rc == 0, by_host.output[-5000:]
+    result = by_host.task("Revoke the certificate")
+    assert result["changed"] and result["status_before"] == "V" and result["status_after"] == "R"
+    cert = fleet["base"] / "clients" / "client1" / "client1.cert.pem"
+    serial = openssl("x509", "-in", str(cert), "-noout", "-serial").stdout.strip().split("=")[1]
+    entry = [f for f in index_lines(fleet) if int(f[3], 16) == int(serial, 16)][0]
+    assert entry[0] == "R" and entry[2].endswith(",keyCompromise")
+
+    again = play(fleet, "revoke.yml", {"revoke_host": "client1", "revoke_reason": "keyCompromise"})
+    assert again.rc == 0 and again.task("Revoke the certificate")["changed"] is False
+
+    cert2 = fleet["base"] / "clients" / "client2" / "client2.cert.pem"
+    serial2 = openssl("x509", "-in", str(cert2), "-noout", "-serial").stdout.strip().split("=")[1]
+    by_serial = play(fleet, "revoke.yml", {"revoke_serial": "0x" + serial2, "revoke_reason": "superseded"})
+    assert by_serial.rc == 0, by_serial.output[-5000:]
+    assert by_serial.task("Revoke the certificate")["serial_hex"].lstrip("0") == serial2.lstrip("0")
+
+    by_name = play(fleet, "revoke.yml", {"revoke_name": "client3"})
+    assert by_name.rc == 0, by_name.output[-5000:]
+    revoked = {int(f[3], 16) for f in index_lines(fleet) if f[0] == "R"}
+    assert len(revoked) == 3 and int(serial, 16) in revoked and int(serial2, 16) in revoked
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({}, "give exactly one of"),
+    ({"revoke_host": "client4", "revoke_serial": "0x10"}, "give exactly one of"),
+    ({"revoke_host": "no-such-host"}, "give exactly one of"),
+    ({"revoke_serial": "0xDEADBEEF"}, "DEADBEEF"),
+    ({"revoke_host": "client4", "revoke_reason": "bored"}, "bored"),
+])
+def test_revoke_refuses_bad_arguments(fleet, site_runs, extra, message):
+    before = index_lines(fleet)
+    run = play(fleet, "revoke.yml", extra)
+    assert run.rc != 0
+    assert message.lower() in run.output.lower()
+    assert index_lines(fleet) == before
