@@ -74,6 +74,7 @@ class Pki:
     signer_cert: Path
     signer_key: Path
     leaves: dict = field(default_factory=dict)
+    signer_key_passphrase_file: Optional[Path] = None
 
     @property
     def chain_pem(self) -> Path:
@@ -177,6 +178,51 @@ def build_openssl_pki(base: Path, ocsp_url: str, *, ca_key_type="ec", signer_key
     for name in revoke:
         openssl("ca", "-config", cnf, "-revoke", pki.leaves[name], "-crl_reason", "keyCompromise")
     return pki
+
+
+def build_module_pki(base: Path, ocsp_url: str) -> Pki:
+    """The same shape made by this collection's modules (ca_cert, ocsp_signer, ca_revoke)
+    through ansible-playbook; every key passphrase-protected, as in the OpenSSL guide."""
+    from tests.helpers.ansible_run import run_playbook
+
+    base.mkdir(parents=True, exist_ok=True)
+    root, inter = base / "root", base / "intermediate"
+    secrets = {"root": "interop-root-pass", "inter": "interop-inter-pass", "signer": "interop-signer-pass"}
+    ecc = {"privatekey_type": "ECC", "privatekey_curve": "secp256r1"}
+    issuer = {"issuer_dir": str(inter), "issuer_passphrase": secrets["inter"]}
+
+    def leaf(name):
+        return {"name": name, "pkiops.ocsp.ca_cert": {
+            "profile": "server", **issuer, **ecc, "ocsp_url": [ocsp_url],
+            "privatekey_path": str(base / f"{name}.key.pem"), "path": str(base / f"{name}.cert.pem"),
+            "subject": {"O": "pkiops interop", "CN": f"{name}.interop.test"},
+            "subject_alt_name": [f"DNS:{name}.interop.test"]}}
+
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "root", "pkiops.ocsp.ca_cert": {
+            "profile": "root_ca", "ca_dir": str(root), **ecc, "privatekey_passphrase": secrets["root"],
+            "subject": {"O": "pkiops interop", "CN": "Interop Module Root CA"}}},
+        {"name": "intermediate", "pkiops.ocsp.ca_cert": {
+            "profile": "intermediate_ca", "ca_dir": str(inter), "issuer_dir": str(root),
+            "issuer_passphrase": secrets["root"], **ecc, "privatekey_passphrase": secrets["inter"],
+            "subject": {"O": "pkiops interop", "CN": "Interop Module Issuing CA"}}},
+        {"name": "signer", "pkiops.ocsp.ocsp_signer": {
+            **issuer, **ecc, "privatekey_path": str(base / "ocsp-signer.key.pem"),
+            "privatekey_passphrase": secrets["signer"], "path": str(base / "ocsp-signer.cert.pem"),
+            "subject": {"O": "pkiops interop", "CN": "ocsp-signer.interop.test"}}},
+        leaf("good"), leaf("revoked"),
+        {"name": "revoke", "pkiops.ocsp.ca_revoke": {
+            "issuer_dir": str(inter), "path": str(base / "revoked.cert.pem"), "reason": "keyCompromise"}},
+    ]}])
+    if run.rc != 0:
+        raise RuntimeError(f"building the PKI with the modules failed:\n{run.output}")
+    passphrase_file = base / "ocsp-signer.pass"
+    passphrase_file.write_text(secrets["signer"] + "\n")
+    os.chmod(passphrase_file, 0o600)
+    return Pki(base, root / "certs" / "ca.cert.pem", inter, inter / "certs" / "ca.cert.pem",
+               inter / "private" / "ca.key.pem", inter / "index.txt", base / "ocsp-signer.cert.pem",
+               base / "ocsp-signer.key.pem", {name: base / f"{name}.cert.pem" for name in ("good", "revoked")},
+               passphrase_file)
 
 
 # --------------------------------------------------------------------------- proxy
@@ -310,6 +356,8 @@ class OpensslResponder:
     def __init__(self, pki: Pki, port: int, log: Path, *, multi: int = 0, nmin: int = 60):
         cmd = ["openssl", "ocsp", "-index", pki.index, "-port", str(port), "-rsigner", pki.signer_cert,
                "-rkey", pki.signer_key, "-CA", pki.ca_cert, "-nmin", str(nmin), "-ignore_err"]
+        if pki.signer_key_passphrase_file:
+            cmd += ["-passin", f"file:{pki.signer_key_passphrase_file}"]
         if multi:
             cmd += ["-multi", str(multi)]
         self.port = port

@@ -55,9 +55,13 @@ def proxy():
     proxy.close()
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory, proxy, interop_prefix):
-    return build_openssl_pki(tmp_path_factory.mktemp("interop-pki"), proxy.url(interop_prefix))
+@pytest.fixture(scope="module", params=["openssl-ca", "modules"])
+def pki(request, tmp_path_factory, proxy, interop_prefix):
+    """The issuing CA as `openssl ca` leaves it, and as this collection's modules leave it."""
+    base = tmp_path_factory.mktemp(f"interop-pki-{request.param}")
+    if request.param == "modules":
+        return clients.build_module_pki(base, proxy.url(interop_prefix))
+    return build_openssl_pki(base, proxy.url(interop_prefix))
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +93,12 @@ def interop_responder(tmp_path_factory, interop_prefix):
             responder = clients.OpensslResponder(pki, clients.free_port(), workdir / "log")
             started.append(responder)
             return responder.port
-        responder = launch_responder(workdir, {
-            "listen": ["127.0.0.1:0"],
-            "path_prefix": interop_prefix.rstrip("/"),
-            "issuers": [{"name": "interop", "ca_cert": str(pki.ca_cert), "index": str(pki.index),
-                         "signer_cert": str(pki.signer_cert), "signer_key": str(pki.signer_key)}],
-        })
+        issuer = {"name": "interop", "ca_cert": str(pki.ca_cert), "index": str(pki.index),
+                  "signer_cert": str(pki.signer_cert), "signer_key": str(pki.signer_key)}
+        if pki.signer_key_passphrase_file:
+            issuer["signer_key_passphrase_file"] = str(pki.signer_key_passphrase_file)
+        responder = launch_responder(workdir, {"listen": ["127.0.0.1:0"], "issuers": [issuer],
+                                               "path_prefix": interop_prefix.rstrip("/")})
         started.append(responder)
         return responder.port
 
