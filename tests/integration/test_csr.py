@@ -1,0 +1,104 @@
+"""The csr module through ansible-playbook; CSRs checked with openssl req."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.pki_fixtures import file_mode, openssl, run_module, snapshot
+
+
+def csr_args(tmp_path, **extra):
+    return {"privatekey_path": str(tmp_path / "host.key.pem"), "path": str(tmp_path / "host.csr.pem"),
+            "subject": {"O": "Alice Ltd", "CN": "host.example.com"},
+            "subject_alt_name": ["DNS:host.example.com", "IP:2001:db8::1"], **extra}
+
+
+@pytest.mark.parametrize("key_type,extra,openssl_name", [
+    ("RSA", {"privatekey_size": 2048}, "Public-Key: (2048 bit)"),
+    ("ECC", {"privatekey_curve": "secp256r1"}, "NIST CURVE: P-256"),
+    ("Ed25519", {}, "ED25519 Public-Key"),
+])
+def test_key_and_csr_created_then_stable(tmp_path, key_type, extra, openssl_name):
+    args = csr_args(tmp_path, privatekey_type=key_type, **extra)
+    first = run_module("csr", args)
+    assert first["changed"] is True and not first["failed"], first
+    assert file_mode(args["privatekey_path"]) == 0o600
+    assert first["csr"] == Path(args["path"]).read_text()
+    text = openssl("req", "-in", args["path"], "-noout", "-text", "-verify").stdout
+    assert openssl_name in text
+    assert "Subject: O = Alice Ltd, CN = host.example.com" in text
+    assert "DNS:host.example.com, IP Address:2001:DB8:0:0:0:0:0:1" in text
+    pubkey = openssl("pkey", "-in", args["privatekey_path"], "-pubout").stdout
+    assert openssl("req", "-in", args["path"], "-noout", "-pubkey").stdout == pubkey
+
+    before = snapshot(tmp_path)
+    second = run_module("csr", args)
+    assert second["changed"] is False and second["csr"] == first["csr"], second
+    assert second["public_key_fingerprint"] == first["public_key_fingerprint"]
+    assert snapshot(tmp_path) == before
+
+
+def test_csr_rewritten_only_when_subject_san_or_key_differ(tmp_path):
+    args = csr_args(tmp_path, privatekey_type="ECC")
+    first = run_module("csr", args)
+    key = Path(args["privatekey_path"]).read_bytes()
+    san = run_module("csr", args | {"subject_alt_name": ["DNS:other.example.com"]}, diff=True)
+    assert san["changed"] is True and san["changed_reason"] == "subject_alt_name differs", san
+    assert san["diff"]["before"]["subject_alt_name"] == ["DNS:host.example.com", "IP:2001:db8::1"]
+    assert san["diff"]["after"]["subject_alt_name"] == ["DNS:other.example.com"]
+    subject = run_module("csr", args | {"subject": {"CN": "renamed.example.com"}})
+    assert subject["changed_reason"] == "subject differs"
+    assert Path(args["privatekey_path"]).read_bytes() == key  # the key is kept
+    Path(args["privatekey_path"]).unlink()
+    rekey = run_module("csr", args | {"subject": {"CN": "renamed.example.com"}})
+    assert "private key generated" in rekey["changed_reason"]
+    assert "public key differs" in rekey["changed_reason"]
+    assert rekey["public_key_fingerprint"] != first["public_key_fingerprint"]
+
+
+def test_without_path_changes_only_when_key_generated(tmp_path):
+    args = {k: v for k, v in csr_args(tmp_path, privatekey_type="Ed25519").items() if k != "path"}
+    first = run_module("csr", args)
+    assert first["changed"] is True and "BEGIN CERTIFICATE REQUEST" in first["csr"]
+    second = run_module("csr", args)
+    assert second["changed"] is False and second["csr"] == first["csr"]  # Ed25519 signs deterministically
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    args = csr_args(tmp_path)
+    result = run_module("csr", args, check=True, diff=True)
+    assert result["changed"] is True and result["csr"] is None, result
+    assert result["diff"]["after"]["subject"] == "/O=Alice Ltd/CN=host.example.com"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_passphrase_encrypts_and_is_required(tmp_path):
+    args = csr_args(tmp_path, privatekey_type="ECC", privatekey_passphrase="csr-Secret-2b9e")
+    assert run_module("csr", args)["changed"] is True
+    assert "aes-256-cbc" in openssl("asn1parse", "-in", args["privatekey_path"]).stdout
+    before = snapshot(tmp_path)
+    for wrong, message in (({"privatekey_passphrase": "not-it-at-all"}, "wrong passphrase"),
+                           ({"privatekey_passphrase": None}, "encrypted and no passphrase")):
+        call = {k: v for k, v in args.items() if k != "privatekey_passphrase"}
+        if wrong["privatekey_passphrase"]:
+            call["privatekey_passphrase"] = wrong["privatekey_passphrase"]
+        result = run_module("csr", call | {"subject": {"CN": "changed"}})
+        assert result["failed"] and message in result["msg"], result
+        assert "csr-Secret-2b9e" not in str(result)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"privatekey_type": "RSA"}, "is ECC, not RSA"),
+    ({"subject": {"nonsense": "x"}}, "unknown subject attribute"),
+    ({"subject_alt_name": ["IP:not-an-ip"]}, "not an IP address"),
+    ({"privatekey_type": "ECC", "privatekey_size": 4096}, "privatekey_size only applies to RSA"),
+])
+def test_bad_input_fails_and_writes_nothing(tmp_path, extra, message):
+    args = csr_args(tmp_path, privatekey_type="ECC")
+    assert run_module("csr", args)["changed"] is True
+    before = snapshot(tmp_path)
+    result = run_module("csr", args | extra)
+    assert result["failed"] and message in result["msg"], result
+    assert snapshot(tmp_path) == before
