@@ -287,6 +287,8 @@ class CertificateIssuance:
                 'the file at %s is not a certificate' % cert_path
         else:
             reason = spec.differences(existing, issuer, self.now, renew_before)
+            if reason is None and not profile.self_signed:
+                reason = self._revocation_reason(issuer.ca_dir, existing)
 
         if reason is not None and not profile.self_signed:
             self._check_database_accepts(issuer.ca_dir, subject)
@@ -400,6 +402,13 @@ class CertificateIssuance:
             raise IssuanceError('renew_before_days (%d) must be shorter than valid_days (%d), or '
                                 'every run would reissue' % (given, spec.valid_days))
         return given
+
+    def _revocation_reason(self, ca_dir, cert):
+        """A certificate revoked (or on hold) in its issuer's database is no longer wanted."""
+        entry = CADatabase(ca_dir).find(cert.serial_number)
+        if entry is not None and entry.status == 'R':
+            return 'revoked in the issuer database'
+        return None
 
     def _check_database_accepts(self, ca_dir, subject):
         """Fail now, before any write, where record_issued would refuse the certificate."""

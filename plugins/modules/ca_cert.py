@@ -18,8 +18,9 @@ description:
     smuggle C(CA:TRUE) or other extensions into a certificate.
   - Idempotent. The certificate is reissued when the subject, public key, issuer,
     extensions (profile, O(subject_alt_name), URLs, O(path_length)), O(digest) or validity
-    period differ from the existing certificate, or when it expires within
-    O(renew_before_days). RV(changed_reason) says why.
+    period differ from the existing certificate, when it expires within
+    O(renew_before_days), or when the issuer's database has it revoked.
+    RV(changed_reason) says why.
   - Every issued certificate is recorded in the issuer's database (a root in its own),
     under the database lock, so parallel forks never reuse a serial.
   - Profile defaults (validity / renew_before_days) are root_ca 7300/365,
