@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import fcntl
 import os
+import re
 import secrets
 from dataclasses import dataclass, replace
 
@@ -99,13 +100,15 @@ def format_asn1_time(value):
     """As OpenSSL/RFC 5280 encode it: UTCTime for 1950-2049, GeneralizedTime otherwise."""
     value = _utc(value)
     if 1950 <= value.year <= 2049:
-        return value.strftime("%y%m%d%H%M%SZ")
+        return "%02d%02d%02d%02d%02d%02dZ" % (value.year % 100, value.month, value.day,
+                                              value.hour, value.minute, value.second)
     return format_generalized_time(value)
 
 
 def format_generalized_time(value):
     value = _utc(value)
-    return "%04d%s" % (value.year, value.strftime("%m%d%H%M%SZ"))
+    return "%04d%02d%02d%02d%02d%02dZ" % (value.year, value.month, value.day,
+                                          value.hour, value.minute, value.second)
 
 
 def utcnow():
@@ -134,12 +137,13 @@ def serial_to_colon_hex(serial):
     return ("-" if int(serial) < 0 else "") + ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
 
 
+_HEX_SERIAL_RE = re.compile(r"-?[0-9A-Fa-f]+\Z")
+
+
 def parse_serial_hex(text):
-    body = text[1:] if text.startswith("-") else text
-    if not body or any(c not in "0123456789abcdefABCDEF" for c in body):
+    if not _HEX_SERIAL_RE.match(text):  # int(x, 16) alone would also take '0x', '_' and spaces
         raise ValueError("serial %r is not hexadecimal" % text)
-    value = int(body, 16)
-    return -value if text.startswith("-") else value
+    return int(text, 16)
 
 
 # -- index entries ----------------------------------------------------------------------
@@ -433,6 +437,7 @@ class CADatabase:
         self.ca_dir = ca_dir if isinstance(ca_dir, CADirectory) else CADirectory(ca_dir)
         self._lock_fd = None
         self._lock_depth = 0
+        self._parsed = None  # (index text, entries): big indexes are parsed once per change
 
     # -- locking ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -477,7 +482,14 @@ class CADatabase:
         return data.decode("utf-8", "surrogateescape")
 
     def entries(self):
-        return parse_index(self.read_text(), self.ca_dir.index_path)
+        """Parsed index.txt. The entries are shared with a parse cache: do not mutate them,
+        derive changed ones with dataclasses.replace (as revoked_entry does)."""
+        text = self.read_text()
+        # keyed on the content itself: a string compare is ~100x cheaper than parsing, and
+        # unlike (inode, size, mtime) it cannot be fooled by inode reuse within a clock tick
+        if self._parsed is None or self._parsed[0] != text:
+            self._parsed = (text, parse_index(text, self.ca_dir.index_path))
+        return list(self._parsed[1])
 
     def find(self, serial):
         serial = int(serial)
@@ -491,11 +503,12 @@ class CADatabase:
 
     # -- writing ------------------------------------------------------------------------
     def _write_entries(self, entries):
-        data = format_index(entries).encode("utf-8", "surrogateescape")
+        text = format_index(entries)
         try:
-            atomic_write(self.ca_dir.index_path, data, mode=None)
+            atomic_write(self.ca_dir.index_path, text.encode("utf-8", "surrogateescape"), mode=None)
         except OSError as exc:
             raise CAError("cannot write %s: %s" % (self.ca_dir.index_path, exc.strerror or exc))
+        self._parsed = (text, list(entries))
 
     def allocate_serial(self, policy="random"):
         """A serial never used by this CA (not in index.txt, no newcerts file).

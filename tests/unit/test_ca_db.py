@@ -335,3 +335,14 @@ def test_unique_subject_parsed_like_openssl_parse_yesno(tmp_path, text, unique):
     attr = tmp_path / "index.txt.attr"
     attr.write_text(text)
     assert ca_db.read_unique_subject(str(attr)) is unique
+
+
+def test_parse_cache_sees_every_external_change(ca):
+    cert = ca.issue("a")
+    reader = CADatabase(ca.dir)
+    assert reader.find(cert.serial_number).subject.endswith("CN=a")
+    text = open(ca.dir.index_path).read()
+    atomic_write(ca.dir.index_path, text.replace("CN=a", "CN=b").encode())  # same size, maybe same inode/mtime
+    assert reader.find(cert.serial_number).subject.endswith("CN=b")
+    ca.db.revoke(cert.serial_number, "superseded")  # another instance writes
+    assert reader.find(cert.serial_number).status == "R"
