@@ -202,6 +202,10 @@ def format_index_line(entry):
         raise CAError("revoked entry %s needs a revocation date" % entry.serial_hex)
     if "\n" in entry.subject or "\n" in entry.filename:
         raise CAError("index fields cannot contain a newline (serial %s)" % entry.serial_hex)
+    if entry.reason is not None and entry.reason not in REASONS:
+        raise CAError("unknown revocation reason %r (serial %s)" % (entry.reason, entry.serial_hex))
+    if entry.hold_instruction is not None and not re.match(r"[A-Za-z0-9.]+\Z", entry.hold_instruction):
+        raise CAError("hold instruction %r is not an OID name or dotted OID" % (entry.hold_instruction,))
     fields = [entry.status, format_asn1_time(entry.expires), _format_revocation(entry),
               entry.serial_hex, entry.filename or "unknown", entry.subject]
     return "\t".join(_escape_field(f) for f in fields) + "\n"

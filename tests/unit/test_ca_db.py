@@ -346,3 +346,16 @@ def test_parse_cache_sees_every_external_change(ca):
     assert reader.find(cert.serial_number).subject.endswith("CN=b")
     ca.db.revoke(cert.serial_number, "superseded")  # another instance writes
     assert reader.find(cert.serial_number).status == "R"
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(reason="privilegeWithdrawn"), "unknown revocation reason"),
+    (dict(reason="certificateHold", hold_instruction="a,b"), "not an OID name"),
+    (dict(subject="/CN=a\nV"), "newline"),
+    (dict(status="X"), "must be one of V, R, E"),
+    (dict(revoked_at=None), "needs a revocation date"),
+])
+def test_format_refuses_entries_openssl_could_not_read(change, message):
+    entry = IndexEntry("R", dt(2030, 1, 1), 0x10, "/CN=a", revoked_at=dt(2026, 1, 1))
+    with pytest.raises(CAError, match=message):
+        format_index([ca_db.replace(entry, **change)])
