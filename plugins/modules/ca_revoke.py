@@ -52,6 +52,8 @@ options:
       - An integer, a hex string with C(0x) prefix (V(0x1003)) or colon-separated hex octets
         (V(10:03)). A string of plain decimal digits is read as a decimal number, so the hex
         serial V(1003) as printed in C(index.txt) must be written V(0x1003).
+      - Quote colon-hex values in YAML. Unquoted, C(10:03) is the base-60 integer 603 for
+        the YAML parser, and the module only ever sees that integer.
       - Exactly one of O(serial_number), O(path) and O(content) is required.
     type: raw
   path:
