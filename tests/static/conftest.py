@@ -8,6 +8,7 @@ that file.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SANITY_SCRIPT = ROOT / "scripts" / "sanity.py"
 RUNNING = re.compile(r'^Running sanity test "([^"]+)"', re.MULTILINE)
+PER_PYTHON = re.compile(r"-python-\d+\.\d+$")
 FATAL = re.compile(r"^FATAL: .*?(?=^\S|\Z)", re.MULTILINE | re.DOTALL)
 
 
@@ -54,9 +56,11 @@ class SanityRun:
         output = proc.stdout + proc.stderr
         failures = {}
         for report in sorted(reports.glob("ansible-test-sanity-*.json")):
-            name = report.name[len("ansible-test-sanity-"):-len(".json")]
+            # Per-Python tests (compile, import) report as e.g. "compile-python-3.11".
+            name = PER_PYTHON.sub("", report.name[len("ansible-test-sanity-"):-len(".json")])
             data = json.loads(report.read_text(encoding="utf-8"))
-            failures[name] = [(r.get("message", ""), r.get("output", "")) for r in data.get("results", [])]
+            failures.setdefault(name, []).extend(
+                (r.get("message", ""), r.get("output", "")) for r in data.get("results", []))
         fatal = "\n".join(m.group(0).strip() for m in FATAL.finditer(output)
                           if "sanity test(s) listed below" not in m.group(0))
         return cls(
@@ -85,12 +89,13 @@ def sanity_run(testrun_uid) -> SanityRun:
         return run
 
 
-def sanity_test_names() -> list[str]:
+@functools.lru_cache(maxsize=None)
+def sanity_test_names() -> tuple[str, ...]:
     """The sanity tests ansible-test would run here (its default set minus our skips)."""
     proc = run_sanity_script("--list-tests", timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"scripts/sanity.py --list-tests failed:\n{proc.stderr[-4000:]}")
-    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+    return tuple(line.strip() for line in proc.stdout.splitlines() if line.strip())
 
 
 def group_by_file(output: str) -> str:

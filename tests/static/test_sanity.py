@@ -48,4 +48,6 @@ def test_sanity(sanity_test, sanity_run):
 def test_sanity_run_completed(sanity_run):
     """Every test ran and ansible-test reported no error outside its tests."""
     assert not sanity_run.fatal, sanity_run.fatal
+    unattributed = set(sanity_run.failures) - set(sanity_test_names())
+    assert not unattributed, f"reports for tests this suite does not know: {unattributed}"
     assert sanity_run.returncode == 0, sanity_run.log[-6000:]
