@@ -456,7 +456,8 @@ class CADatabase:
             return
         self.ca_dir.require_database()
         try:
-            fd = os.open(self.ca_dir.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            # read-only is enough for flock, so a lock file created by another user still works
+            fd = os.open(self.ca_dir.lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
         except OSError as exc:
             raise CAError("cannot open lock file %s: %s" % (self.ca_dir.lock_path, exc.strerror or exc))
         try:

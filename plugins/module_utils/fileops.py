@@ -43,19 +43,27 @@ def atomic_write(path, data, mode=0o644):
     The temporary file lives in the target's directory (rename is only atomic within one
     filesystem), gets ``mode`` before any byte is written (a key is never world-readable,
     not even briefly) and is fsynced before the rename; the directory is fsynced after it.
-    ``mode=None`` keeps the mode of an existing file (0644 for a new one).
+    ``mode=None`` keeps the mode of an existing file (0644 for a new one). The owner and
+    group of an existing file are kept where permitted (root managing a CA directory that
+    belongs to a service account must not leave root-owned files behind).
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    try:
+        existing = os.stat(path)
+    except FileNotFoundError:
+        existing = None
     if mode is None:
-        try:
-            mode = os.stat(path).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o644
+        mode = existing.st_mode & 0o7777 if existing is not None else 0o644
     fd, tmp_path = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=directory)
     try:
+        if existing is not None:
+            try:
+                os.fchown(fd, existing.st_uid, existing.st_gid)
+            except PermissionError:
+                pass  # not root: the file becomes ours, as with any rewrite
         os.fchmod(fd, mode)
         view = memoryview(data)
         while view:

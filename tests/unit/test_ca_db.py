@@ -359,3 +359,13 @@ def test_format_refuses_entries_openssl_could_not_read(change, message):
     entry = IndexEntry("R", dt(2030, 1, 1), 0x10, "/CN=a", revoked_at=dt(2026, 1, 1))
     with pytest.raises(CAError, match=message):
         format_index([ca_db.replace(entry, **change)])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_atomic_write_keeps_owner_and_group(tmp_path):
+    target = tmp_path / "index.txt"
+    target.write_bytes(b"old")
+    os.chown(target, 65534, 65534)
+    atomic_write(target, b"new", mode=None)
+    st = target.stat()
+    assert (st.st_uid, st.st_gid, target.read_bytes()) == (65534, 65534, b"new")
