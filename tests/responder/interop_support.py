@@ -353,8 +353,9 @@ class OpensslResponder:
     """`openssl ocsp` as a responder: the reference the harness is checked against, and
     the baseline of the benchmarks."""
 
-    def __init__(self, pki: Pki, port: int, log: Path, *, multi: int = 0, nmin: int = 60):
-        cmd = ["openssl", "ocsp", "-index", pki.index, "-port", str(port), "-rsigner", pki.signer_cert,
+    def __init__(self, pki: Pki, port: int, log: Path, *, multi: int = 0, nmin: int = 60,
+                 index: Optional[Path] = None):
+        cmd = ["openssl", "ocsp", "-index", index or pki.index, "-port", str(port), "-rsigner", pki.signer_cert,
                "-rkey", pki.signer_key, "-CA", pki.ca_cert, "-nmin", str(nmin), "-ignore_err"]
         if pki.signer_key_passphrase_file:
             cmd += ["-passin", f"file:{pki.signer_key_passphrase_file}"]
@@ -363,8 +364,10 @@ class OpensslResponder:
         self.port = port
         self.log = log
         with open(log, "wb") as out:
+            # Its own process group (to stop -multi children with it), but not a new
+            # session: with -multi, openssl calls setpgid(), which a session leader may not.
             self.proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         process_group=0)
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 10.0):
@@ -373,7 +376,7 @@ class OpensslResponder:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"openssl ocsp exited with {self.proc.returncode}: {self.log.read_text()}")
-            if b"waiting for OCSP client connections" in self.log.read_bytes():
+            if b"ACCEPT " in self.log.read_bytes():  # bound and listening (-multi logs nothing more)
                 return
             time.sleep(0.05)
         self.stop()

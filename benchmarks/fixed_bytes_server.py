@@ -1,0 +1,62 @@
+"""The ceiling for the responder: the same HTTP library (aiohttp's low-level server, as
+ocsp_responder.http uses it) answering every request with constant bytes, in the same
+number of SO_REUSEPORT worker processes.
+
+    python benchmarks/fixed_bytes_server.py PORT WORKERS BODY_FILE
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+from aiohttp import web
+
+
+def serve(port: int, body: bytes) -> None:
+    headers = {"Content-Type": "application/ocsp-response"}
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        if request.method == "POST":
+            await request.read()
+        return web.Response(body=body, headers=headers)
+
+    async def main():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.create_server(web.Server(handle, access_log=None), sock=sock)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+
+    asyncio.run(main())
+
+
+def run() -> None:
+    port, workers, body = int(sys.argv[1]), int(sys.argv[2]), open(sys.argv[3], "rb").read()
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            serve(port, body)
+            os._exit(0)
+        children.append(pid)
+
+    def stop(_signum, _frame):
+        for child in children:
+            os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    for child in children:
+        os.waitpid(child, 0)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""The responder against `openssl ocsp`, in one run on one machine (issue 3, Proof).
+
+Builds a PKI with the openssl CLI (RSA-2048 CA and delegated signer), starts
+`openssl ocsp` (its best setting: -multi <cores>) and ours (workers = cores) on the same
+index and keys, and drives both with the same wrk + Lua script (benchmarks/ocsp.lua):
+cached GET, cached POST, nonce POST (live signing). Then the ceiling: aiohttp serving
+constant bytes in as many processes, and `openssl speed` RSA-2048 signatures. Then a
+1,000,000-entry index: time until /healthz says 200, and RSS per entry.
+
+Prints req/s, p50/p99 latency and ratios, then PASS/MISS per target of issue 3.
+Exits 0 whatever the verdicts (a benchmark, not a test); non-zero only when it could
+not measure. See benchmarks/README.md; results are written to benchmarks/results/.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+PACKAGE_DIR = ROOT / "roles" / "ocsp_responder" / "files"
+sys.path.insert(0, str(ROOT / "tests" / "responder"))
+
+import interop_support as support  # noqa: E402  (the openssl-CLI PKI and `openssl ocsp` launcher)
+from cryptography import x509  # noqa: E402
+from cryptography.x509 import ocsp  # noqa: E402
+
+TARGET_CACHED_VS_OPENSSL = 10.0
+TARGET_CACHED_VS_FIXED = 0.85
+TARGET_LIVE_VS_SPEED = 0.80
+TARGET_READY_SECONDS = 60.0
+TARGET_RSS_PER_ENTRY = 2048
+
+
+# --- processes ---------------------------------------------------------------------------
+
+def http(url: str, body: bytes = None, timeout: float = 10.0):
+    headers = {"Content-Type": "application/ocsp-request"} if body is not None else {}
+    request = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return None, b""
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def rss_bytes(pid: int) -> int:
+    """RSS of a process and its children (the workers), from /proc."""
+    total = 0
+    pids = [pid] + [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for each in pids:
+        match = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{each}/status").read_text(), re.M)
+        total += int(match.group(1)) * 1024
+    return total
+
+
+class Ours:
+    """Our responder as its docs say to run it: python -m ocsp_responder --config FILE."""
+
+    def __init__(self, workdir: Path, pki, port: int, *, workers: int, index: Path = None,
+                 request_log: bool = False, ready_timeout: float = 300.0):
+        self.port = port
+        config = {
+            "listen": [f"127.0.0.1:{port}"],
+            "workers": workers,
+            "issuers": [{"name": "bench", "ca_cert": str(pki.ca_cert), "index": str(index or pki.index),
+                         "signer_cert": str(pki.signer_cert), "signer_key": str(pki.signer_key)}],
+            "log": {"level": "info", "format": "json", "requests": request_log},
+        }
+        config_file = workdir / f"ours-{port}.yml"
+        config_file.write_text(json.dumps(config))  # JSON is YAML
+        env = dict(os.environ, PYTHONPATH=str(PACKAGE_DIR))
+        self.log = workdir / f"ours-{port}.log"
+        started = time.monotonic()
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ocsp_responder", "--config", str(config_file)],
+                                         stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        while http(self.url("healthz"), timeout=2)[0] != 200:
+            if self.proc.poll() is not None or time.monotonic() - started > ready_timeout:
+                self.stop()
+                raise RuntimeError(f"our responder did not become ready:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        self.ready_seconds = time.monotonic() - started
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def stop(self):
+        stop(self.proc)
+
+
+class FixedBytes:
+    def __init__(self, workdir: Path, port: int, workers: int, body: bytes):
+        body_file = workdir / "fixed-body.der"
+        body_file.write_bytes(body)
+        self.port = port
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "fixed_bytes_server.py"), str(port), str(workers),
+                                      str(body_file)], start_new_session=True)
+        deadline = time.monotonic() + 20
+        while http(self.url(), timeout=1)[0] != 200:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the fixed-bytes server did not start")
+            time.sleep(0.05)
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def stop(self):
+        stop(self.proc)
+
+
+# --- load ---------------------------------------------------------------------------------
+
+class Load:
+    """The request material, identical for every target."""
+
+    def __init__(self, pki, workdir: Path):
+        self.pki = pki
+        plain, with_nonce = workdir / "req.der", workdir / "req-nonce.der"
+        support.openssl("ocsp", "-issuer", pki.ca_cert, "-cert", pki.leaves["good"], "-no_nonce", "-reqout", plain)
+        support.openssl("ocsp", "-issuer", pki.ca_cert, "-cert", pki.leaves["good"], "-nonce", "-reqout", with_nonce)
+        self.body = plain.read_bytes()
+        self.get_path = "/" + urllib.parse.quote(base64.b64encode(self.body).decode(), safe="")
+        nonce_der = with_nonce.read_bytes()
+        nonce = ocsp.load_der_ocsp_request(nonce_der).extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        at = nonce_der.index(nonce)
+        self.nonce_prefix, self.nonce_suffix = nonce_der[:at], nonce_der[at + len(nonce):]
+
+    def env(self, mode: str) -> dict:
+        if mode == "get":
+            return {"OCSP_MODE": "get", "OCSP_PATH": self.get_path}
+        if mode == "post":
+            return {"OCSP_MODE": "post", "OCSP_PATH": "/", "OCSP_BODY_HEX": self.body.hex()}
+        return {"OCSP_MODE": "nonce", "OCSP_PATH": "/", "OCSP_PREFIX_HEX": self.nonce_prefix.hex(),
+                "OCSP_SUFFIX_HEX": self.nonce_suffix.hex()}
+
+    def check(self, base_url: str, mode: str, fixed: bool = False) -> None:
+        """One request by Python first: a target answering garbage fast would win otherwise."""
+        if mode == "get":
+            status, body = http(base_url.rstrip("/") + self.get_path)
+        elif mode == "post":
+            status, body = http(base_url, self.body)
+        else:
+            body_sent = self.nonce_prefix + os.urandom(16) + self.nonce_suffix
+            status, body = http(base_url, body_sent)
+        assert status == 200, (base_url, mode, status, body[:200])
+        response = ocsp.load_der_ocsp_response(body)
+        assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL, (base_url, mode)
+        assert response.certificate_status == ocsp.OCSPCertStatus.GOOD, (base_url, mode)
+        if mode == "nonce" and not fixed:
+            sent = ocsp.load_der_ocsp_request(body_sent).extensions.get_extension_for_class(x509.OCSPNonce)
+            got = response.extensions.get_extension_for_class(x509.OCSPNonce)
+            assert got.value.nonce == sent.value.nonce, "nonce not echoed"
+
+
+def wrk(base_url: str, env: dict, args, duration: float = None) -> dict:
+    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{int(duration or args.duration)}s",
+           "--timeout", "10s", "-s", str(HERE / "ocsp.lua"), base_url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **env),
+                          timeout=(duration or args.duration) + 60)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("WRKJSON ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed:\n{proc.stdout}\n{proc.stderr}")
+    data = json.loads(lines[0][len("WRKJSON "):])
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["errors"] = sum(data[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors",
+                                           "timeouts"))
+    return data
+
+
+def openssl_speed_rsa2048(seconds: int = 3) -> float:
+    proc = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "rsa2048"], capture_output=True,
+                          text=True, timeout=120)
+    match = re.search(r"^rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", proc.stdout, re.M)
+    if not match:
+        raise RuntimeError(f"cannot read openssl speed output:\n{proc.stdout}\n{proc.stderr}")
+    return float(match.group(1))
+
+
+# --- the 1,000,000-entry index ----------------------------------------------------------
+
+def write_big_index(path: Path, entries: int) -> dict:
+    """An index.txt as `openssl ca` writes it; 1 % revoked. Returns sample serials."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = 0x10000000
+    with open(path, "w") as out:
+        for n in range(entries):
+            serial = f"{first + n:X}"
+            if n % 100 == 7:
+                out.write(f"R\t301231235959Z\t260101000000Z,keyCompromise\t{serial}\tunknown\t/CN=host{n}.bench.test\n")
+            else:
+                out.write(f"V\t301231235959Z\t\t{serial}\tunknown\t/CN=host{n}.bench.test\n")
+    return {"good": first + entries - 2, "revoked": first + (entries // 100 - 1) * 100 + 7}
+
+
+def request_for_serial(pki, serial: int, workdir: Path) -> bytes:
+    out = workdir / f"req-{serial:X}.der"
+    support.openssl("ocsp", "-issuer", pki.ca_cert, "-serial", f"0x{serial:X}", "-no_nonce", "-reqout", out)
+    return out.read_bytes()
+
+
+def status_of(body: bytes):
+    response = ocsp.load_der_ocsp_response(body)
+    if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return response.response_status.name
+    return response.certificate_status.name
+
+
+def big_index(args, pki, workdir: Path, results: dict) -> None:
+    entries = args.entries
+    index = workdir / "big" / "index.txt"
+    started = time.monotonic()
+    samples = write_big_index(index, entries)
+    print(f"\n{entries:,}-entry index written in {time.monotonic() - started:.1f} s "
+          f"({index.stat().st_size / 1e6:.0f} MB)")
+    probes = {name: request_for_serial(pki, serial, workdir) for name, serial in samples.items()}
+    expected = {"good": "GOOD", "revoked": "REVOKED"}
+
+    small = Ours(workdir, pki, support.free_port(), workers=1)
+    rss_small = rss_bytes(small.proc.pid)
+    small.stop()
+
+    ours = Ours(workdir, pki, support.free_port(), workers=1, index=index, ready_timeout=args.ready_timeout)
+    try:
+        rss_ready = rss_bytes(ours.proc.pid)
+        got = {name: status_of(http(ours.url(), der)[1]) for name, der in probes.items()}
+        time.sleep(args.settle)
+        rss_later = rss_bytes(ours.proc.pid)
+    finally:
+        ours.stop()
+
+    port = support.free_port()
+    started = time.monotonic()
+    theirs = support.OpensslResponder(pki, port, workdir / "openssl-big.log", index=index)
+    try:
+        first = None
+        while time.monotonic() - started < args.ready_timeout:
+            status, body = http(f"http://127.0.0.1:{port}/", probes["revoked"], timeout=args.ready_timeout)
+            if status == 200:
+                first = time.monotonic() - started
+                break
+            time.sleep(0.1)
+        openssl_rss = rss_bytes(theirs.proc.pid)
+    finally:
+        theirs.stop()
+
+    per_entry = (rss_ready - rss_small) / entries
+    per_entry_later = (rss_later - rss_small) / entries
+    results["big_index"] = {
+        "entries": entries, "ours_ready_seconds": ours.ready_seconds, "ours_rss_small": rss_small,
+        "ours_rss_ready": rss_ready, "ours_rss_after_settle": rss_later, "settle_seconds": args.settle,
+        "rss_per_entry": per_entry, "rss_per_entry_after_settle": per_entry_later, "answers": got,
+        "openssl_first_answer_seconds": first, "openssl_rss": openssl_rss,
+    }
+    print(f"ours:    /healthz 200 after {ours.ready_seconds:.1f} s; RSS {rss_ready / 2**20:.0f} MiB at ready "
+          f"({per_entry:.0f} B/entry over the {rss_small / 2**20:.0f} MiB of a 3-entry index), "
+          f"{rss_later / 2**20:.0f} MiB {args.settle:.0f} s later ({per_entry_later:.0f} B/entry, pre-signing); "
+          f"answers {got}")
+    print(f"openssl: first answer after {first if first is None else round(first, 1)} s; RSS {openssl_rss / 2**20:.0f} MiB")
+    if got != expected:
+        print(f"WARNING: with the big index ours answered {got}, expected {expected}")
+
+
+# --- main ---------------------------------------------------------------------------------
+
+def fmt_row(name, run):
+    if run is None:
+        return f"{name:<28}{'-':>10}{'':>18}"
+    return (f"{name:<28}{run['rps']:>10.0f}{run['p50_us'] / 1000:>9.2f}/{run['p99_us'] / 1000:<8.2f}"
+            + (f" errors={run['errors']}" if run["errors"] else ""))
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def machine() -> dict:
+    cpu = re.search(r"^model name\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
+    import aiohttp
+    import cryptography
+    return {
+        "cpu": cpu.group(1) if cpu else platform.processor(), "cores": os.cpu_count(),
+        "kernel": platform.release(), "python": platform.python_version(), "aiohttp": aiohttp.__version__,
+        "cryptography": cryptography.__version__,
+        "openssl": subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip(),
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for both (default: cores)")
+    parser.add_argument("--entries", type=int, default=1_000_000, help="size of the big index (default 1,000,000)")
+    parser.add_argument("--ready-timeout", type=float, default=180, help="give up on readiness after (s)")
+    parser.add_argument("--settle", type=float, default=10, help="seconds after ready to read RSS again")
+    parser.add_argument("--skip-big", action="store_true", help="skip the big-index measurement")
+    args = parser.parse_args()
+
+    results = {"machine": machine(), "args": vars(args), "runs": {}}
+    print("machine:", json.dumps(results["machine"]))
+    workdir = Path(tempfile.mkdtemp(prefix="pkiops-bench-"))
+    pki = support.build_openssl_pki(workdir / "pki", "http://127.0.0.1/", ca_key_type="rsa2048",
+                                    signer_key_type="rsa2048")
+    load = Load(pki, workdir)
+    runs = results["runs"]
+    modes = [("cached GET", "get"), ("cached POST", "post"), ("nonce POST", "nonce")]
+
+    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s; {args.workers} worker processes each; "
+          "RSA-2048 signer")
+    print(f"{'target / scenario':<28}{'req/s':>10}{'p50/p99 ms':>18}")
+
+    for label, mode in modes:
+        # A fresh one per scenario: `openssl ocsp` 3.0 spins forever on a connection that
+        # closed before sending a request (as wrk's idle connections do when a run ends).
+        theirs = support.OpensslResponder(pki, support.free_port(), workdir / f"openssl-{mode}.log",
+                                          multi=args.workers)
+        try:
+            base = f"http://127.0.0.1:{theirs.port}/"
+            load.check(base, mode)
+            runs[f"openssl {label}"] = run = wrk(base, load.env(mode), args)
+            print(fmt_row(f"openssl ocsp {label}", run))
+        finally:
+            theirs.stop()
+
+    ours = Ours(workdir, pki, support.free_port(), workers=args.workers)
+    try:
+        # The ceiling below serves exactly these bytes.
+        fixed_body = http(ours.url().rstrip("/") + load.get_path)[1]
+        for label, mode in modes:
+            load.check(ours.url(), mode)
+            wrk(ours.url(), load.env(mode), args, duration=1)  # warm-up: pre-signing done, caches hot
+            runs[f"ours {label}"] = run = wrk(ours.url(), load.env(mode), args)
+            print(fmt_row(f"ours {label}", run))
+    finally:
+        ours.stop()
+
+    ours_logged = Ours(workdir, pki, support.free_port(), workers=args.workers, request_log=True)
+    try:
+        wrk(ours_logged.url(), load.env("get"), args, duration=1)
+        runs["ours cached GET, request log on"] = run = wrk(ours_logged.url(), load.env("get"), args)
+        print(fmt_row("ours cached GET (log on)", run))
+    finally:
+        ours_logged.stop()
+
+    fixed = FixedBytes(workdir, support.free_port(), args.workers, fixed_body)
+    try:
+        for label, mode in modes[:2]:
+            load.check(fixed.url(), mode, fixed=True)
+            wrk(fixed.url(), load.env(mode), args, duration=1)
+            runs[f"fixed {label}"] = run = wrk(fixed.url(), load.env(mode), args)
+            print(fmt_row(f"aiohttp fixed bytes {label[7:]}", run))
+    finally:
+        fixed.stop()
+
+    sign_per_second = openssl_speed_rsa2048()
+    results["openssl_speed_rsa2048_sign_per_s"] = sign_per_second
+    print(f"openssl speed rsa2048: {sign_per_second:.0f} sign/s per core")
+
+    if not args.skip_big:
+        big_index(args, pki, workdir, results)
+
+    print("\ntargets (issue 3):")
+    checks = []
+    for label in ("cached GET", "cached POST"):
+        ratio = runs[f"ours {label}"]["rps"] / runs[f"openssl {label}"]["rps"]
+        checks.append((f"{label}: ours / openssl ocsp = {ratio:.1f}x", f">= {TARGET_CACHED_VS_OPENSSL:.0f}x",
+                       ratio >= TARGET_CACHED_VS_OPENSSL))
+        ratio = runs[f"ours {label}"]["rps"] / runs[f"fixed {label}"]["rps"]
+        checks.append((f"{label}: ours / aiohttp fixed bytes = {ratio:.0%}", f">= {TARGET_CACHED_VS_FIXED:.0%}",
+                       ratio >= TARGET_CACHED_VS_FIXED))
+    ceiling = sign_per_second * args.workers
+    ratio = runs["ours nonce POST"]["rps"] / ceiling
+    checks.append((f"nonce POST: ours / (openssl speed x {args.workers} workers = {ceiling:.0f}/s) = {ratio:.0%}",
+                   f">= {TARGET_LIVE_VS_SPEED:.0%}", ratio >= TARGET_LIVE_VS_SPEED))
+    ratio = runs["ours nonce POST"]["rps"] / runs["openssl nonce POST"]["rps"]
+    checks.append((f"nonce POST: ours / openssl ocsp = {ratio:.1f}x", "(for information)", None))
+    big = results.get("big_index")
+    if big:
+        checks.append((f"{big['entries']:,} entries: ready in {big['ours_ready_seconds']:.1f} s",
+                       f"<= {TARGET_READY_SECONDS:.0f} s", big["ours_ready_seconds"] <= TARGET_READY_SECONDS))
+        checks.append((f"{big['entries']:,} entries: {big['rss_per_entry']:.0f} B RSS per entry at ready",
+                       f"<= {TARGET_RSS_PER_ENTRY} B", big["rss_per_entry"] <= TARGET_RSS_PER_ENTRY))
+        checks.append((f"{big['entries']:,} entries: {big['rss_per_entry_after_settle']:.0f} B per entry "
+                       f"{big['settle_seconds']:.0f} s later", f"<= {TARGET_RSS_PER_ENTRY} B",
+                       big["rss_per_entry_after_settle"] <= TARGET_RSS_PER_ENTRY))
+    results["targets"] = []
+    for text, target, ok in checks:
+        print(f"  {'INFO' if ok is None else verdict(ok)}  {text}  (target {target})")
+        results["targets"].append({"what": text, "target": target, "pass": ok})
+
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / time.strftime("bench-%Y%m%dT%H%M%SZ.json", time.gmtime())
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nresults: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
