@@ -131,11 +131,15 @@ def prepare_home(home: Path, wheelhouse: Path, pip_version: str) -> None:
     write_if_changed(home / ".config" / "pip" / "pip.conf", PIP_CONF_TEMPLATE.format(wheelhouse=wheelhouse))
 
 
-def collection_files() -> list[str]:
-    out = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        check=True, capture_output=True,
-    ).stdout
+def collection_files() -> list[str] | None:
+    """Tracked and untracked-not-ignored files; None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            check=True, capture_output=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
     return sorted({name for name in out.decode().split("\0") if name})
 
 
@@ -144,17 +148,22 @@ def sync_copy(dest: Path) -> None:
 
     A filter list (each file and its parent directories included, everything else
     excluded) lets rsync itself delete whatever is extraneous, tests/output included.
+    Without git (an unpacked tarball), rsync applies the .gitignore files itself.
     """
-    rules: set[str] = set()
-    for name in collection_files():
-        if not (ROOT / name).exists() and not (ROOT / name).is_symlink():
-            continue  # deleted in the work tree, not yet in the index
-        parts = name.split("/")
-        for depth in range(1, len(parts)):
-            rules.add("+ /" + "/".join(parts[:depth]) + "/")
-        rules.add("+ /" + name)
+    files = collection_files()
+    if files is None:
+        filter_text = "- /.git/\n:- .gitignore\n"
+    else:
+        rules: set[str] = set()
+        for name in files:
+            if not (ROOT / name).exists() and not (ROOT / name).is_symlink():
+                continue  # deleted in the work tree, not yet in the index
+            parts = name.split("/")
+            for depth in range(1, len(parts)):
+                rules.add("+ /" + "/".join(parts[:depth]) + "/")
+            rules.add("+ /" + name)
+        filter_text = "".join(rule + "\n" for rule in sorted(rules)) + "- *\n"
     dest.mkdir(parents=True, exist_ok=True)
-    filter_text = "".join(rule + "\n" for rule in sorted(rules)) + "- *\n"
     subprocess.run(
         ["rsync", "-a", "--delete", "--delete-excluded", "--filter", "merge -", f"{ROOT}/", f"{dest}/"],
         input=filter_text.encode(), check=True,
