@@ -12,7 +12,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.pkiops.ocsp.plugins.module_utils import keys as keylib
 from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
-    CertificateError, DIGESTS, build_name, name_to_string, read_file, signing_hash)
+    CertificateError, build_name, name_to_string, read_file, signing_hash)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
     ProfileError, general_names_to_strings, parse_general_names)
 

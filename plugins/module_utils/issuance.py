@@ -18,10 +18,10 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.pkiops.ocsp.plugins.module_utils import keys as keylib
 from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
     CertificateError, CertificateSpec, DIGESTS, build_name, cert_pem, extension_or_none, load_certificate,
-    load_csr, load_pem_certificates, not_after, not_before, parse_time, read_file, signing_hash, summary,
+    load_csr, not_after, not_before, parse_time, read_file, signing_hash, summary,
     utcnow, asn1_time)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
-    CA_PROFILES, ExtensionOptions, ProfileError, get_profile, general_names_to_strings)
+    ExtensionOptions, ProfileError, get_profile, general_names_to_strings)
 
 try:
     from cryptography import x509
@@ -172,7 +172,7 @@ class Issuer:
                                     'sign CA certificates')
             if path_length is not None and path_length >= issuer_limit:
                 raise IssuanceError('path length exceeded: path_length %d must be below the '
-                                    'issuer\'s pathlen %d' % (path_length, issuer_limit))
+                                    'issuer\'s pathlen %s' % (path_length, issuer_limit))
         if end > not_after(self.cert):
             raise IssuanceError('the certificate would be valid until %s, past the issuer\'s own '
                                 'expiry %s; shorten valid_days/not_after or renew the issuer'
@@ -314,8 +314,8 @@ class CertificateIssuance:
         if self.module._diff:
             self.result['diff'] = dict(before=summary(existing) if existing else {}, after=preview)
         if self.module.check_mode:
-            self.result.update(dict((k, preview[k]) for k in ('subject', 'issuer', 'not_before',
-                                                               'not_after', 'serial_number')))
+            shown = ('subject', 'issuer', 'not_before', 'not_after', 'serial_number')
+            self.result.update(dict((k, preview[k]) for k in shown))
             self.result.update(serial_number_hex=None, fingerprint_sha256=None, certificate=None)
             return
         cert = self._write_planned(ca_dir, spec, issuer)
@@ -500,9 +500,9 @@ class CertificateIssuance:
 
     def _describe(self, cert, issuer):
         info = summary(cert)
-        described = dict((k, info[k]) for k in ('serial_number', 'serial_number_hex', 'subject', 'issuer',
-                                                 'not_before', 'not_after', 'fingerprint_sha256',
-                                                 'subject_alt_name'))
+        shown = ('serial_number', 'serial_number_hex', 'subject', 'issuer', 'not_before', 'not_after',
+                 'fingerprint_sha256', 'subject_alt_name')
+        described = dict((k, info[k]) for k in shown)
         described['certificate'] = cert_pem(cert).decode('ascii')
         if self.profile.is_ca:
             ca_dir = CADirectory(self.params['ca_dir'])

@@ -26,7 +26,8 @@ description:
   - Profile defaults (validity / renew_before_days) are root_ca 7300/365,
     intermediate_ca 3650/180, server, client and server_client 375/30 days.
   - Nothing is written when the task fails.
-author: pkiops.ocsp developers
+author:
+  - pkiops.ocsp developers (@pkiops)
 extends_documentation_fragment:
   - ansible.builtin.files
   - pkiops.ocsp.issuer

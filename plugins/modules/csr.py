@@ -18,7 +18,8 @@ description:
   - Idempotent. The CSR at O(path) is rewritten only when its public key, subject or
     subject alternative names differ. Without O(path) the task changes only when it
     generates the key.
-author: pkiops.ocsp developers
+author:
+  - pkiops.ocsp developers (@pkiops)
 extends_documentation_fragment:
   - ansible.builtin.files
   - pkiops.ocsp.private_key

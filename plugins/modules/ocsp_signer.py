@@ -22,7 +22,8 @@ description:
     CSR (O(csr_path)/O(csr_content)) so that the key stays on the responder host.
   - Idempotent with the same rules as M(pkiops.ocsp.ca_cert); RV(changed_reason) says why it
     changed. Nothing is written when the task fails.
-author: pkiops.ocsp developers
+author:
+  - pkiops.ocsp developers (@pkiops)
 extends_documentation_fragment:
   - ansible.builtin.files
   - pkiops.ocsp.issuer

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.helpers.ansible_run import run_playbook
-from tests.integration.pki_fixtures import (  # noqa: F401  (fixtures)
+from tests.integration.pki_fixtures import (  # noqa: F401 pylint: disable=unused-import
     INTER_PASS, ROOT_PASS, Pki, base_pki, file_mode, index_lines, intermediate_args, openssl,
     pki, root_args, run_module, snapshot, task_result, x509_text)
 

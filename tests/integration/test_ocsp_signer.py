@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.ansible_run import run_playbook
-from tests.integration.pki_fixtures import (  # noqa: F401  (fixtures)
+from tests.integration.pki_fixtures import (  # noqa: F401 pylint: disable=unused-import
     base_pki, file_mode, openssl, pki, run_module, snapshot, task_result, x509_text)
 
 SIGNER_PASS = "ocsp-Secret-55d1"

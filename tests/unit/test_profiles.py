@@ -82,8 +82,8 @@ def test_urls_and_sans():
     san = ext[x509.SubjectAlternativeName][0]
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("192.0.2.1"),
                                                        ipaddress.ip_address("2001:db8::1")]
-    assert profiles.general_names_to_strings(san) == ["DNS:a.example", "IP:192.0.2.1", "email:x@y",
-                                                     "URI:https://u", "IP:2001:db8::1"]
+    assert profiles.general_names_to_strings(san) == [
+        "DNS:a.example", "IP:192.0.2.1", "email:x@y", "URI:https://u", "IP:2001:db8::1"]
 
 
 @pytest.mark.parametrize("name,options,message", [
