@@ -106,6 +106,20 @@ def test_site_second_run_changes_nothing(site_runs):
     assert not re.search(r"changed=[1-9]", second.stdout)
 
 
+def test_check_mode_on_the_built_fleet_predicts_no_change(fleet, site_runs):
+    run = play(fleet, "site.yml", args=["--check", "--diff"])
+    assert run.rc == 0, run.output[-5000:]
+    assert [e["task"] for e in run.results if e["result"].get("changed")] == []
+
+
+def test_check_mode_on_a_fresh_fleet_writes_nothing(fleet, tmp_path):
+    fresh = {"pki_base_dir": str(tmp_path / "ca"), "pki_client_dir": str(tmp_path / "clients") + "/{{ inventory_hostname }}"}
+    run = play(fleet, "site.yml", fresh, args=["--check"])
+    assert run.rc == 0, run.output[-5000:]
+    assert run.task("Create the root CA")["changed"] is True
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_passphrases_stay_out_of_the_output(site_runs):
     for run in site_runs:
         for secret in PASSPHRASES.values():
