@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.helpers.ca_factory import ApiCA, OpensslCA, crl_serials, name, openssl, openssl_status
@@ -179,11 +179,11 @@ def test_200_concurrent_issuances_and_revocations(tmp_path):
                for w in range(8)]
     for proc in workers:
         proc.start()
-    results = [item for _ in workers for item in queue.get(timeout=120)]
+    results = [item for _worker in workers for item in queue.get(timeout=120)]
     for proc in workers:
         proc.join(timeout=30)
         assert proc.exitcode == 0
-    serials = [serial for serial, _ in results]
+    serials = [serial for serial, _revoked in results]
     assert len(serials) == 200 and len(set(serials)) == 200
     entries = {e.serial: e for e in ca.db.entries()}
     assert set(entries) == set(serials)

@@ -201,7 +201,7 @@ def ca(tmp_path):
 
 
 def test_random_serials_are_159_bit_positive_and_distinct(ca):
-    serials = [ca.db.allocate_serial("random") for _ in range(50)]
+    serials = [ca.db.allocate_serial("random") for _attempt in range(50)]
     assert len(set(serials)) == 50
     assert all(s.bit_length() == 159 for s in serials)  # 20 octets in DER, top bit clear
     assert len(set(s & 0xFFFFFFFFFFFFFFFF for s in serials)) == 50
