@@ -604,7 +604,8 @@ class CADatabase:
         always sees a complete index anyway).
         """
         serial = int(serial)
-        with (contextlib.nullcontext() if check_mode else self.locked()):
+        guard = contextlib.nullcontext() if check_mode else self.locked()
+        with guard:
             entries = self.entries()
             for position, entry in enumerate(entries):
                 if entry.serial == serial:
