@@ -1,7 +1,8 @@
-"""playbooks/files/ocsp_signer_in_service.py, the check that ends rotate_signer.yml:
-against a real responder process it must tell the signer in service from another one,
-and the rotation it guards (new signer certificate + key in place, SIGHUP) must end
-with the new signer in service."""
+"""The waits that end the responder plays, against a real responder process:
+playbooks/files/ocsp_signer_in_service.py (must tell the signer in service from another
+one), the task files tasks/wait_signer_served.yml and tasks/wait_index_served.yml run
+through ansible-playbook, and the rotation they guard (new signer certificate + key in
+place, SIGHUP) ending with the new signer in service."""
 from __future__ import annotations
 
 import shutil
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from tests.helpers.ansible_run import ROOT
+from tests.helpers.ansible_run import ROOT, run_playbook
 from tests.responder.conftest import base_config, build_pki, launch_responder
 
 pytestmark = pytest.mark.slow
@@ -58,6 +59,63 @@ def test_reports_an_unreachable_responder(running):
     result = in_service(f"http://127.0.0.1:{port}/", pki.intermediate.cert, pki.signer.cert)
     assert result.returncode == 1
     assert "no answer" in result.stdout
+
+
+def wait_play(pki, responder, signer_dir, index_path, retries=30):
+    return [{
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars": {
+            "pki_issuer_name": "intermediate",
+            "pki_responder_index_path": str(index_path),
+            "pki_ocsp_health_address": f"127.0.0.1:{responder.port}",
+            "pki_ocsp_health_url": f"http://127.0.0.1:{responder.port}/healthz",
+            "pki_ocsp_signer_dir": str(signer_dir),
+            "ocsp_responder_venv_dir": sys.prefix,
+            "pki_responder_wait_retries": retries,
+        },
+        "tasks": [
+            {"name": "index", "ansible.builtin.import_tasks": str(ROOT / "playbooks/tasks/wait_index_served.yml")},
+            {"name": "signer", "ansible.builtin.import_tasks": str(ROOT / "playbooks/tasks/wait_signer_served.yml")},
+        ],
+    }]
+
+
+def signer_dir_with(tmp_path, issuer_cert, signer_cert):
+    """The role's per-issuer layout: ca.cert.pem and signer.cert.pem side by side."""
+    directory = tmp_path / "issuer"
+    directory.mkdir(exist_ok=True)
+    shutil.copy(issuer_cert, directory / "ca.cert.pem")
+    shutil.copy(signer_cert, directory / "signer.cert.pem")
+    return directory
+
+
+def test_wait_tasks_pass_once_the_responder_serves_the_new_index(running, tmp_path):
+    pki, responder = running
+    pki.intermediate.revoke(pki.leaves["other"])  # what revoke.yml does before it waits
+    run = run_playbook(wait_play(pki, responder, signer_dir_with(tmp_path, pki.intermediate.cert, pki.signer.cert),
+                                 pki.intermediate.index))
+    assert run.rc == 0, run.output[-4000:]
+    health = run.task("Wait until the responder has loaded that index")["json"]
+    assert health["issuers"]["intermediate"]["entries"] == len(pki.intermediate.index.read_text().splitlines())
+    assert run.task("Wait until the responder signs with the certificate on disk")["rc"] == 0
+
+
+def test_wait_tasks_fail_when_the_responder_serves_something_else(running, tmp_path):
+    pki, responder = running
+    other_index = tmp_path / "index.txt"
+    other_index.write_text(pki.intermediate.index.read_text())  # same content, other file
+    other = pki.intermediate.issue("ocsp-signer-other", extensions="ocsp")
+    run = run_playbook(wait_play(pki, responder, signer_dir_with(tmp_path, pki.intermediate.cert, other.cert),
+                                 other_index, retries=1))
+    assert run.rc != 0
+    assert "Wait until the responder has loaded that index" in run.output
+    # The signer check on its own fails too.
+    plays = wait_play(pki, responder, signer_dir_with(tmp_path, pki.intermediate.cert, other.cert),
+                      pki.intermediate.index, retries=1)
+    run = run_playbook(plays)
+    assert run.rc != 0
+    assert "expected" in run.task("Wait until the responder signs with the certificate on disk")["stdout"]
 
 
 @pytest.mark.xfail(strict=True, reason="the responder's SIGHUP reloads indexes only, not the signer "
