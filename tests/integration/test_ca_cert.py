@@ -149,6 +149,7 @@ def test_leaf_profiles(pki, profile, key_type, purposes, eku, key_enc):
     assert second["changed"] is False and second["serial_number"] == first["serial_number"], second
 
 
+@pytest.mark.slow
 def test_reissue_reasons(pki, tmp_path):
     """Each difference reissues, with its reason; the same spec again does not."""
     other = tmp_path / "other-inter"
@@ -253,6 +254,7 @@ def test_sequential_serials(pki):
     assert (pki.inter / "serial").read_text().strip() == "2002"
 
 
+@pytest.mark.slow
 def test_parallel_forks_get_distinct_serials(pki, tmp_path):
     hosts = [f"h{i}" for i in range(8)]
     inventory = tmp_path / "hosts.ini"
@@ -279,6 +281,7 @@ def test_parallel_forks_get_distinct_serials(pki, tmp_path):
 
 # ---- CSR flow ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_csr_flow_idempotent_key_stays(pki, tmp_path):
     host = tmp_path / "host"
     host.mkdir()
@@ -503,6 +506,7 @@ def test_failures_leave_files_unchanged(pki, tmp_path, case):
     assert snapshot(pki.base, tmp_path) == before
 
 
+@pytest.mark.slow
 def test_passphrases_never_in_output(tmp_path):
     secrets = {"root": "Rt-zq8-unique-pass", "inter": "In-k2w-unique-pass", "leaf": "Lf-p0v-unique-pass"}
     root = root_args(tmp_path / "r", privatekey_passphrase=secrets["root"])
