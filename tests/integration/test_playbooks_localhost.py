@@ -80,8 +80,9 @@ def test_site_builds_chain_and_client_certificates(fleet, site_runs):
         assert (host_dir / f"{name}.key.pem").stat().st_mode & 0o077 == 0
         assert not list((ca / "intermediate" / "private").glob(f"{name}*"))
         assert (ca / "intermediate" / "certs" / f"{name}.cert.pem").read_bytes() == cert.read_bytes()
-        assert (host_dir / f"{name}.fullchain.pem").read_bytes() == cert.read_bytes() + \
-            (host_dir / "ca-chain.cert.pem").read_bytes()
+        # fullchain: the certificate and the intermediate, not the root.
+        assert (host_dir / f"{name}.fullchain.pem").read_bytes() == cert.read_bytes() + inter.read_bytes()
+        assert (host_dir / "ca-chain.cert.pem").read_bytes() == inter.read_bytes() + root.read_bytes()
         text = openssl("x509", "-in", str(cert), "-noout", "-text").stdout
         assert "OCSP - URI:http://responder1:2560/" in text and "OCSP - URI:http://responder2:2560/" in text
         assert f"DNS:{name}" in text
