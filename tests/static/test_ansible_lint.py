@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -36,16 +37,21 @@ def by_file(issues: list) -> str:
     for issue in issues:
         location = issue["location"]
         line = location.get("lines", {}).get("begin", location.get("positions", {}).get("begin", {}).get("line", 0))
-        grouped.setdefault(location["path"], []).append(f"    {line}: {issue['check_name']}: {issue['description']}")
+        level = " (warning)" if issue.get("severity") == "minor" else ""
+        grouped.setdefault(location["path"], []).append(
+            f"    {line}: {issue['check_name']}{level}: {issue['description']}")
     return "\n".join(f"{path}:\n" + "\n".join(entries) for path, entries in sorted(grouped.items()))
 
 
 @pytest.mark.slow
 def test_ansible_lint_production_profile():
     issues, proc = ansible_lint(ROOT)
+    # codeclimate severity: "major" for errors, "minor" for warnings (warn_list rules,
+    # which ansible-lint itself lets pass); the exit code decides, like ansible-lint's.
+    if proc.returncode != 0 or any(issue.get("severity") != "minor" for issue in issues):
+        pytest.fail(f"ansible-lint --profile production:\n{by_file(issues) or proc.stderr[-4000:]}", pytrace=False)
     if issues:
-        pytest.fail(f"ansible-lint --profile production:\n{by_file(issues)}", pytrace=False)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+        warnings.warn(f"ansible-lint warnings:\n{by_file(issues)}", stacklevel=1)
     processed = re.search(r"in (\d+) files processed", proc.stderr)
     # The role's tasks, defaults, meta, the playbooks, galaxy.yml: an empty run is a bug.
     assert processed and int(processed.group(1)) >= 10, proc.stderr[-2000:]
