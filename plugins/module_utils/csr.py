@@ -55,6 +55,9 @@ class CsrRequest:
             self._run()
         except (CsrError, CertificateError, ProfileError, keylib.PrivateKeyError) as exc:
             self.module.fail_json(msg=str(exc))
+        except (IOError, OSError) as exc:  # a write failed after the checks (disk full, EACCES)
+            self.module.fail_json(msg='cannot write %s: %s' % (getattr(exc, 'filename', None) or 'a file',
+                                                               exc.strerror or exc))
         self.module.exit_json(**self.result)
 
     def _run(self):
@@ -69,6 +72,8 @@ class CsrRequest:
         spec = keylib.KeySpec(params.get('privatekey_type'), params.get('privatekey_size'),
                               params.get('privatekey_curve'))
         reasons = []
+        if csr_path and not os.path.isdir(os.path.dirname(os.path.abspath(csr_path))):
+            raise CsrError('directory of path %s does not exist' % csr_path)
         if os.path.exists(key_path):
             key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'))
             problem = spec.mismatch(key, params.get('privatekey_type') is not None)
@@ -80,8 +85,6 @@ class CsrRequest:
             parent = os.path.dirname(key_path) or '.'
             if not os.path.isdir(parent):
                 raise CsrError('directory %s for privatekey_path does not exist' % parent)
-            if csr_path and not os.path.isdir(os.path.dirname(csr_path) or '.'):
-                raise CsrError('directory of path %s does not exist' % csr_path)
             key = new_key = spec.generate()
             reasons.append('private key generated')
         signing_hash(params['digest'], key)  # validates the digest before anything is written

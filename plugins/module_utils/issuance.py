@@ -201,6 +201,10 @@ class CertificateIssuance:
                 self._present()
         except (IssuanceError, CertificateError, ProfileError, keylib.PrivateKeyError, CAError) as exc:
             self.module.fail_json(msg=str(exc), **self._failure_context())
+        except (IOError, OSError) as exc:  # a write failed after the checks (disk full, EACCES)
+            self.module.fail_json(msg='cannot write %s: %s' % (getattr(exc, 'filename', None) or 'a file',
+                                                               exc.strerror or exc),
+                                  **self._failure_context())
         self.module.exit_json(**self.result)
 
     def _failure_context(self):
@@ -240,6 +244,9 @@ class CertificateIssuance:
         else:
             ca_dir = None
             cert_path = self._require('path')
+            if not os.path.isdir(os.path.dirname(os.path.abspath(cert_path))):
+                raise IssuanceError('directory %s for path does not exist'
+                                    % os.path.dirname(os.path.abspath(cert_path)))
             key_path = params.get('privatekey_path')
             if not (key_path or params.get('csr_path') or params.get('csr_content')):
                 raise IssuanceError('one of privatekey_path, csr_path or csr_content is required '
@@ -276,7 +283,6 @@ class CertificateIssuance:
         spec.extensions(issuer.public_key)  # validates option/profile combinations early
         signing_hash(spec.digest, issuer.private_key)
         start, end = spec.validity(self.now)
-        issuer.check_can_issue(profile, path_length, start, end, self.now)
 
         renew_before = self._renew_before_days(spec)
         existing = self._existing_certificate(cert_path)
@@ -291,6 +297,9 @@ class CertificateIssuance:
                 reason = self._revocation_reason(issuer.ca_dir, existing)
 
         if reason is not None and not profile.self_signed:
+            # Only a certificate about to be issued must fit the issuer (a valid existing one
+            # stays untouched even when the issuer now expires before a full new validity).
+            issuer.check_can_issue(profile, path_length, start, end, self.now)
             self._check_database_accepts(issuer.ca_dir, subject)
 
         extra_reasons = []

@@ -462,13 +462,17 @@ def _failure_cases(pki: Pki, tmp_path: Path):
         "bad SAN": (leaf | {"subject_alt_name": ["bogus"]}, "TYPE:value"),
         "key type mismatch": ("existing-key-type", "is ECC, not RSA"),
         "CA option on leaf": (leaf | {"path_length": 1}, "path_length only applies"),
+        "missing path directory": (leaf | {"path": str(tmp_path / "nodir" / "x.pem")}, "for path does not exist"),
+        "renew window as long as validity": (leaf | {"valid_days": 20, "renew_before_days": 20},
+                                             "must be shorter than valid_days"),
     }
 
 
 FAILURES = ["wrong issuer passphrase", "missing issuer passphrase", "wrong key passphrase",
             "issuer key/cert mismatch", "invalid CSR signature", "past issuer expiry",
             "path length exceeded", "unknown profile", "unreadable CSR", "missing issuer dir",
-            "not a CA issuer", "bad SAN", "key type mismatch", "CA option on leaf"]
+            "not a CA issuer", "bad SAN", "key type mismatch", "CA option on leaf", "missing path directory",
+            "renew window as long as validity"]
 
 
 @pytest.mark.parametrize("case", FAILURES)
