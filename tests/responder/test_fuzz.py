@@ -12,6 +12,8 @@ Raw sockets, not an HTTP library: the point is to send what libraries refuse to 
 from __future__ import annotations
 
 import email.message
+import json
+import os
 import re
 import socket
 import time
@@ -39,7 +41,11 @@ MAX_GET_PATH = 2048
 # exception escaped the parser: a bug, not an answer.
 ALLOWED_OCSP_STATUSES = {ocsp.OCSPResponseStatus.SUCCESSFUL, ocsp.OCSPResponseStatus.MALFORMED_REQUEST,
                          ocsp.OCSPResponseStatus.UNAUTHORIZED}
-FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=False,
+# Deterministic by default so CI is reproducible; PKIOPS_FUZZ_RANDOM=1 explores new
+# inputs (how the CertID-parameters bug below was found), PKIOPS_FUZZ_SCALE multiplies
+# the example counts.
+SCALE = float(os.environ.get("PKIOPS_FUZZ_SCALE", "1"))
+FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=os.environ.get("PKIOPS_FUZZ_RANDOM") != "1",
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                             HealthCheck.function_scoped_fixture])
 
@@ -54,14 +60,32 @@ def server(pki, tmp_path_factory):
     running.stop()
 
 
+_log_start = {}
+
+
+@pytest.fixture(autouse=True)
+def _mark_log(request):
+    """Where the server log stood when this test began: each test answers for its own lines."""
+    if "server" in request.fixturenames:
+        server = request.getfixturevalue("server")
+        _log_start[id(server)] = len(server.log_path.read_bytes())
+
+
 def assert_still_serving(server, pki):
     assert server.process.poll() is None, f"responder died:\n{server.logs()[-4000:]}"
     result = openssl_ocsp(pki, server.url, pki.revoked)
     assert f"{pki.revoked.cert}: revoked" in result.stdout and "Response verify OK" in result.stderr, result
     # Our own code must never have met an exception it did not expect. (aiohttp's parser
     # logs rejected HTTP with its own logger; that is not ours to judge here.)
-    errors = [r for r in server.log_records() if str(r.get("logger", "")).startswith("ocsp_responder")
-              and (r.get("level") in ("error", "critical") or "exc" in r)]
+    errors = []
+    for line in server.log_path.read_bytes()[_log_start.get(id(server), 0):].decode(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if str(record.get("logger", "")).startswith("ocsp_responder") and (
+                record.get("level") in ("error", "critical") or "exc" in record):
+            errors.append(record)
     assert not errors, errors[:5]
 
 
@@ -238,7 +262,7 @@ def test_post_bodies(server, pki, seeds):
     """Random, truncated, mutated, mis-length, deeply nested and huge-nonce bodies."""
     statuses = {}
 
-    @settings(max_examples=1500, **FUZZ_SETTINGS)
+    @settings(max_examples=int(1500 * SCALE), **FUZZ_SETTINGS)
     @given(body=post_bodies(seeds),
            content_type=st.sampled_from([b"application/ocsp-request", b"Application/OCSP-Request",
                                          b"application/ocsp-request; charset=binary"]))
@@ -253,6 +277,29 @@ def test_post_bodies(server, pki, seeds):
     check()
     assert statuses.get(200, 0) > 100, statuses  # the fuzz reached the OCSP parser, not just HTTP
     assert_still_serving(server, pki)
+
+
+SHA256_NULL = bytes.fromhex("0609608648016503040201") + b"\x05\x00"
+
+
+ECHOED_BAD_PARAMETERS = pytest.mark.xfail(
+    strict=True, reason="known bug: protocol.parse_request accepts any hash AlgorithmIdentifier parameters and the "
+    "CertID is echoed byte for byte into a response cryptography cannot parse; want malformedRequest")
+
+
+@pytest.mark.parametrize("parameters", [b"\x04\x00", b"\x0c\x00", b"\x30\x00"],
+                         ids=["octet-string", "utf8string", "sequence"])
+@ECHOED_BAD_PARAMETERS
+def test_hash_algorithm_parameters_other_than_null(server, seeds, parameters):
+    """Found by test_post_bodies: a CertID whose SHA-256 AlgorithmIdentifier carries
+    parameters other than NULL/absent (RFC 5754 §2) must not come back echoed in a
+    response that parsers reject: malformedRequest, or a response that parses."""
+    # With a nonce, so the answer is signed for this request rather than looked up.
+    seed = next(der for der in seeds if SHA256_NULL in der and b"\x01" * 16 in der)
+    body = seed.replace(SHA256_NULL, SHA256_NULL[:-2] + parameters)
+    raw = http_message(b"POST", b"/", [(b"Content-Type", b"application/ocsp-request"),
+                                       (b"Content-Length", str(len(body)).encode())], body)
+    check_reply(exchange(server.port, raw, b"POST"), what=repr(body))
 
 
 PERCENT_JUNK = [b"%", b"%0", b"%zz", b"%ff%fe", b"%00", b"%2", b"%%", b"%C0%AF", b"%E2%82", b"%2F", b"%2B", b"%3D",
@@ -283,7 +330,7 @@ def get_targets(draw, seeds):
 def test_get_paths(server, pki, seeds):
     """Bad base64, percent junk, raw control bytes, repeated slashes, very long paths."""
 
-    @settings(max_examples=1200, **FUZZ_SETTINGS)
+    @settings(max_examples=int(1200 * SCALE), **FUZZ_SETTINGS)
     @given(target=get_targets(seeds))
     def check(target):
         raw = http_message(b"GET", target.replace(b"\r", b"").replace(b"\n", b""), [])
@@ -323,7 +370,7 @@ def header_lists(draw):
 def test_methods_headers_content_types(server, pki, seeds):
     """Unusual methods, HTTP versions, conflicting and malformed headers, chunked bodies."""
 
-    @settings(max_examples=1000, **FUZZ_SETTINGS)
+    @settings(max_examples=int(1000 * SCALE), **FUZZ_SETTINGS)
     @given(method=st.sampled_from(TOKENS), version=st.sampled_from(VERSIONS), headers=header_lists(),
            target=st.sampled_from([b"/", b"/healthz", b"/metrics", b"*", b"http://127.0.0.1/", b"/x/y", b"//"]),
            body=st.one_of(st.just(b""), st.sampled_from(seeds), st.binary(max_size=300),
@@ -416,6 +463,25 @@ def test_slow_body_is_cut_off(server, seeds):
         sock.sendall(head + body[:10])  # the rest never comes
         data, seconds = read_until_closed(sock, BODY_TIMEOUT + 4)
     assert_cut_off(data, seconds, BODY_TIMEOUT + 4, "stalled body")
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: a client resetting mid-body surfaces as ConnectionResetError "
+                   "in http.py _read_body, logged as 'unexpected error' with a traceback and counted internalError")
+def test_client_vanishing_mid_request(server, pki, seeds):
+    """Clients that hang up half-way (mid-headers, mid-body, right after the request) are
+    routine on the Internet: no error, no internalError counted, nothing in the way of the
+    next client."""
+    body = seeds[0]
+    head = http_message(b"POST", b"/", [(b"Content-Type", b"application/ocsp-request"),
+                                         (b"Content-Length", str(len(body)).encode())])
+    for cut in (head[:20], head + body[:10], head + body):
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(cut)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    time.sleep(0.5)
+    assert_still_serving(server, pki)
+    assert 'status="internalError"' not in server.metrics(), "a vanished client was counted as internalError"
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
