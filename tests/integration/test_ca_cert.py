@@ -212,6 +212,20 @@ def test_intermediate_respec_keeps_key_and_updates_chain(pki):
     assert "URI:http://crl.example.com/root.crl" in x509_text(pki.inter / "certs" / "ca.cert.pem")
 
 
+def test_renewed_root_updates_intermediate_chain_only(pki):
+    """A root renewed with the same key and name still verifies the intermediate: only the
+    intermediate's chain file changes, the intermediate certificate is kept."""
+    inter_cert = (pki.inter / "certs" / "ca.cert.pem").read_bytes()
+    root = run_module("ca_cert", root_args(pki.root, force=True))
+    assert root["changed"] is True and root["changed_reason"] == "force=true", root
+    inter = run_module("ca_cert", intermediate_args(pki.inter, pki.root))
+    assert inter["changed"] is True and inter["changed_reason"] == "chain file updated", inter
+    assert (pki.inter / "certs" / "ca.cert.pem").read_bytes() == inter_cert
+    assert (pki.inter / "certs" / "ca-chain.cert.pem").read_text() == \
+        inter_cert.decode() + (pki.root / "certs" / "ca.cert.pem").read_text()
+    assert root["certificate"] == (pki.root / "certs" / "ca.cert.pem").read_text()
+
+
 def test_diff_shows_before_and_after(pki):
     args = pki.leaf("d")
     run_module("ca_cert", args)
