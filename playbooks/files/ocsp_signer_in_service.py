@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Exit 0 when the OCSP responder at URL signs with the certificate in SIGNER_CERT.
 
-    ocsp_signer_in_service.py URL ISSUER_CERT SIGNER_CERT
+    python3 ocsp_signer_in_service.py URL ISSUER_CERT SIGNER_CERT
 
 Asks the responder about the signer certificate itself (any serial would do) and compares
 the certificate embedded in the answer with SIGNER_CERT. Used by rotate_signer.yml on the
