@@ -476,6 +476,8 @@ def _failure_cases(pki: Pki, tmp_path: Path):
         "bad SAN": (leaf | {"subject_alt_name": ["bogus"]}, "TYPE:value"),
         "key type mismatch": ("existing-key-type", "is ECC, not RSA"),
         "CA option on leaf": (leaf | {"path_length": 1}, "path_length only applies"),
+        "missing issuer key": ("remove-issuer-key", "cannot read issuer key"),
+        "unreadable subject key": (leaf | {"privatekey_path": str(tmp_path)}, "cannot read private key"),
         "missing path directory": (leaf | {"path": str(tmp_path / "nodir" / "x.pem")}, "for path does not exist"),
         "renew window as long as validity": (leaf | {"valid_days": 20, "renew_before_days": 20},
                                              "must be shorter than valid_days"),
@@ -486,6 +488,7 @@ FAILURES = ["wrong issuer passphrase", "missing issuer passphrase", "wrong key p
             "issuer key/cert mismatch", "invalid CSR signature", "past issuer expiry",
             "path length exceeded", "unknown profile", "unreadable CSR", "missing issuer dir",
             "not a CA issuer", "bad SAN", "key type mismatch", "CA option on leaf", "missing path directory",
+            "missing issuer key", "unreadable subject key",
             "renew window as long as validity"]
 
 
@@ -506,6 +509,9 @@ def test_failures_leave_files_unchanged(pki, tmp_path, case):
         (pki.inter / "private" / "ca.key.pem").write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(INTER_PASS.encode())))
+        args = leaf
+    elif args == "remove-issuer-key":
+        (pki.inter / "private" / "ca.key.pem").unlink()
         args = leaf
     elif args == "tampered-csr":
         args = {k: v for k, v in leaf.items() if not k.startswith("privatekey")}
