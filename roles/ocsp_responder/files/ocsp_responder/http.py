@@ -93,8 +93,9 @@ class HttpFrontend:
         elapsed = time.perf_counter() - started
         if outcome is not None:
             if self.metrics is not None:
+                # One label value for every multi-certificate answer keeps the series bounded.
                 self.metrics.observe_request(method if method in ("GET", "HEAD", "POST") else "other",
-                                             outcome, elapsed)
+                                             "multiple" if "," in outcome else outcome, elapsed)
             if self.log_requests:
                 fields.update(method=method, http_status=response.status, status=outcome,
                               latency_ms=round(elapsed * 1000, 3), remote=request.remote)
@@ -115,13 +116,13 @@ class HttpFrontend:
                 return _plain(404, "not found"), "http_404"
             return await self._post(request, fields)
         if method in ("GET", "HEAD"):
+            if path in self.post_paths:
+                return _plain(400, "send an OCSP request: POST it, or GET <prefix>/<base64 DER>"), "http_400"
             if not path.startswith(self.prefix):
                 return _plain(404, "not found"), "http_404"
             try:
                 der = decode_get_path(path[len(self.prefix):])
             except (BadGetPath, UnicodeDecodeError) as exc:
-                if path in self.post_paths:
-                    return _plain(400, "send an OCSP request: POST it, or GET <prefix>/<base64 DER>"), "http_400"
                 fields["error"] = str(exc)
                 return self._ocsp_bytes(protocol.error_response(protocol.MALFORMED_REQUEST)), "malformedRequest"
             answer = await self.responder.answer(der)

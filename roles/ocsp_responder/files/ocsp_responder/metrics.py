@@ -11,7 +11,8 @@ import os
 import time
 from typing import Dict, Tuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
+                               disable_created_metrics, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -52,6 +53,7 @@ class _IssuerStateCollector:
 
 class Metrics:
     def __init__(self):
+        disable_created_metrics()  # *_created series only double the scrape size here
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         # Our own registry: no default process/platform collectors mixed with worker sums.
         self.registry = CollectorRegistry(auto_describe=True)

@@ -77,6 +77,8 @@ class Responder:
     def __init__(self, config: Config, metrics=None):
         self.config = config
         self.metrics = metrics
+        if metrics is not None:
+            metrics.responder = self  # the scrape reads index state from here
         self.issuers: List[Issuer] = []
         self._by_cert_id: Dict[Tuple[str, bytes, bytes], Issuer] = {}
         self.cache = ResponseCache(config.cache_max_entries)

@@ -1,0 +1,244 @@
+"""HTTP behaviour of the running responder: RFC 9919 GET encodings and cache headers,
+POST rules, limits, HTTP/1.0 and keep-alive, health, metrics and the request log."""
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import http.client
+import re
+import socket
+import time
+from urllib.parse import quote
+
+import pytest
+from asn1crypto import core, ocsp, x509
+
+try:
+    from .conftest import base_config, launch_responder, ocsp_request_der
+except ImportError:  # tests/responder is not a package: pytest put this directory on sys.path
+    from conftest import base_config, launch_responder, ocsp_request_der
+
+OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
+
+
+@pytest.fixture(scope="module")
+def responder(pki, tmp_path_factory):
+    config = base_config(pki, path_prefix="/ocsp",
+                         limits={"max_body_bytes": 4096, "header_timeout": 1, "body_timeout": 1})
+    running = launch_responder(tmp_path_factory.mktemp("http"), config)
+    yield running
+    assert running.stop() == 0
+
+
+def request_for_serial(pki, serial: int) -> bytes:
+    ca = x509.Certificate.load(_der(pki.intermediate.cert))
+    cert_id = ocsp.CertId({
+        "hash_algorithm": {"algorithm": "sha1", "parameters": core.Null()},
+        "issuer_name_hash": hashlib.sha1(ca.subject.dump()).digest(),
+        "issuer_key_hash": hashlib.sha1(ca.public_key["public_key"].contents[1:]).digest(),
+        "serial_number": serial,
+    })
+    return ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": cert_id}]}}).dump()
+
+
+def _der(path) -> bytes:
+    text = path.read_text()
+    body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
+    return base64.b64decode(body)
+
+
+def answered_serial(body: bytes) -> int:
+    response = ocsp.OCSPResponse.load(body)
+    assert response["response_status"].native == "successful", response["response_status"].native
+    return response["response_bytes"]["response"].parsed["tbs_response_data"]["responses"][0]["cert_id"][
+        "serial_number"].native
+
+
+def find_request(pki, predicate) -> tuple:
+    for serial in range(1, 100000):
+        encoded = base64.b64encode(request_for_serial(pki, serial)).decode()
+        if predicate(encoded):
+            return serial, encoded
+    raise AssertionError("no such request")
+
+
+@pytest.mark.parametrize("variant", ["plain", "percent_all", "raw_plus", "space_for_plus", "no_padding",
+                                     "repeated_slashes", "urlsafe"])
+def test_get_path_encodings(pki, responder, variant):
+    serial, encoded = find_request(pki, lambda e: "+" in e and "/" in e and e.endswith("="))
+    path = {
+        "plain": quote(encoded, safe=""),
+        "percent_all": "".join(f"%{ord(c):02X}" for c in encoded),
+        "raw_plus": quote(encoded, safe="+"),
+        "space_for_plus": quote(encoded, safe="").replace("%2B", "%20"),
+        "no_padding": quote(encoded.rstrip("="), safe=""),
+        "repeated_slashes": "//" + quote(encoded, safe="/"),
+        "urlsafe": encoded.replace("+", "-").replace("/", "_").rstrip("="),
+    }[variant]
+    status, headers, body = responder.http("/ocsp/" + path)
+    assert status == 200
+    assert headers["Content-Type"] == "application/ocsp-response"
+    assert answered_serial(body) == serial
+
+
+def test_get_garbage_is_malformed_request(responder):
+    for path in ("/ocsp/AAAA", "/ocsp/%%%%", "/ocsp/a"):
+        status, headers, body = responder.http(path)
+        assert (status, headers["Content-Type"], body) == (200, "application/ocsp-response", bytes.fromhex("30030a0101"))
+
+
+def test_paths_outside_prefix(pki, responder):
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    assert responder.http("/" + quote(base64.b64encode(request).decode(), safe=""))[0] == 404
+    assert responder.http("/elsewhere", data=request, headers=OCSP_REQUEST)[0] == 404
+    assert responder.http("/ocsp")[0] == 400  # GET without a request
+    for path in ("/ocsp", "/ocsp/"):
+        assert answered_serial(responder.http(path, data=request, headers=OCSP_REQUEST)[2]) == int(pki.good.serial, 16)
+
+
+def test_cache_headers_and_conditional_get(pki, responder):
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    path = "/ocsp/" + quote(base64.b64encode(request).decode(), safe="")
+    status, headers, body = responder.http(path)
+    assert status == 200
+    single = ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed["tbs_response_data"]["responses"][0]
+    this_update, next_update = single["this_update"].native, single["next_update"].native
+    directives = [d.strip() for d in headers["Cache-Control"].split(",")]
+    assert {"public", "no-transform", "must-revalidate"} <= set(directives)
+    max_age = int(next(d for d in directives if d.startswith("max-age="))[8:])
+    assert abs(max_age - (next_update.timestamp() - time.time())) < 5
+    assert email.utils.parsedate_to_datetime(headers["Last-Modified"]) == this_update
+    assert email.utils.parsedate_to_datetime(headers["Expires"]) == next_update
+    etag = headers["ETag"]
+    assert etag == '"%s"' % hashlib.sha1(body).hexdigest()
+
+    status, headers304, body304 = responder.http(path, headers={"If-None-Match": etag})
+    assert (status, body304) == (304, b"")
+    assert headers304["ETag"] == etag
+    assert responder.http(path, headers={"If-None-Match": '"other"'})[0] == 200
+
+
+def test_nonce_get_is_not_cacheable(pki, responder):
+    request = ocsp_request_der(pki, pki.good, nonce=True)
+    status, headers, _body = responder.http("/ocsp/" + quote(base64.b64encode(request).decode(), safe=""))
+    assert status == 200
+    assert headers["Cache-Control"] == "no-store"
+    assert "ETag" not in headers
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/ocsp-response",
+                                          "application/x-www-form-urlencoded"])
+def test_post_wrong_content_type_415(pki, responder, content_type):
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert responder.http("/ocsp", data=request, headers=headers)[0] == 415
+
+
+def test_post_content_type_parameters_and_case_accepted(pki, responder):
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    status, _h, body = responder.http("/ocsp", data=request, headers={"Content-Type": "Application/OCSP-Request; x=1"})
+    assert status == 200 and answered_serial(body) == int(pki.good.serial, 16)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_wrong_method_405(responder, method):
+    status, headers, _body = responder.http("/ocsp/", data=b"x", headers=OCSP_REQUEST, method=method)
+    assert status == 405
+    assert headers["Allow"] == "GET, HEAD, POST"
+
+
+def test_oversize_body_413(responder):
+    assert responder.http("/ocsp", data=b"\x30" * 5000, headers=OCSP_REQUEST)[0] == 413
+
+
+def test_oversize_chunked_body_413(responder):
+    connection = http.client.HTTPConnection(responder.host, responder.port, timeout=5)
+    connection.request("POST", "/ocsp", body=iter([b"\x30" * 3000, b"\x30" * 3000]), headers=OCSP_REQUEST,
+                       encode_chunked=True)
+    assert connection.getresponse().status == 413
+    connection.close()
+
+
+def test_oversize_get_path_rejected(responder):
+    assert 400 <= responder.http("/ocsp/" + "A" * 10000)[0] < 500
+
+
+def test_keep_alive_http11(pki, responder):
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    connection = http.client.HTTPConnection(responder.host, responder.port, timeout=5)
+    for _ in range(3):
+        connection.request("POST", "/ocsp", body=request, headers=OCSP_REQUEST)
+        response = connection.getresponse()
+        assert response.status == 200 and answered_serial(response.read()) == int(pki.good.serial, 16)
+    connection.close()
+
+
+def _raw_exchange(responder, payload: bytes, timeout: float = 5) -> bytes:
+    with socket.create_connection((responder.host, responder.port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def test_http10_post_then_close(pki, responder):
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    reply = _raw_exchange(responder, b"POST /ocsp HTTP/1.0\r\nContent-Type: application/ocsp-request\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(request) + request)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert re.match(rb"HTTP/1\.[01] 200", head)
+    assert b"\r\nContent-Type: application/ocsp-response\r\n" in head + b"\r\n"
+    assert answered_serial(body) == int(pki.good.serial, 16)
+
+
+def test_slow_header_client_is_cut_off(responder):
+    started = time.monotonic()
+    with socket.create_connection((responder.host, responder.port), timeout=10) as sock:
+        sock.sendall(b"POST /ocsp HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        assert sock.recv(100) == b""
+    assert time.monotonic() - started < 5  # header_timeout 1 s (+ aiohttp's timer granularity)
+
+
+def test_slow_body_is_cut_off(responder):
+    reply = _raw_exchange(responder, b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+                          b"Content-Length: 100\r\n\r\n0123456789")
+    assert reply.startswith(b"HTTP/1.1 408")
+
+
+def test_health_and_metrics(pki, responder):
+    status, report = responder.health()
+    assert status == 200 and report["status"] == "ok"
+    assert report["issuers"]["intermediate"]["entries"] == 4
+    before = responder.metrics()
+    request = ocsp_request_der(pki, pki.revoked, nonce=False)
+    responder.http("/ocsp", data=request, headers=OCSP_REQUEST)
+    responder.http("/ocsp", data=request, headers=OCSP_REQUEST)
+    after = responder.metrics()
+
+    def value(text: str, name: str) -> float:
+        match = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    assert value(after, 'ocsp_requests_total{method="POST",status="revoked"}') - \
+        value(before, 'ocsp_requests_total{method="POST",status="revoked"}') == 2
+    assert value(after, "ocsp_cache_hits_total") - value(before, "ocsp_cache_hits_total") >= 1
+    assert value(after, 'ocsp_index_entries{issuer="intermediate"}') == 4
+    assert value(after, 'ocsp_index_load_error{issuer="intermediate"}') == 0
+    assert 'ocsp_request_duration_seconds_bucket{le="0.005",method="POST"}' in after
+    assert 'ocsp_signings_total{issuer="intermediate",kind="presign"}' in after
+    assert "ocsp_index_data_age_seconds{" in after
+
+
+def test_one_json_log_line_per_request(pki, responder):
+    request = ocsp_request_der(pki, pki.revoked, nonce=False)
+    responder.http("/ocsp", data=request, headers=OCSP_REQUEST)
+    time.sleep(0.2)
+    lines = [r for r in responder.log_records() if r.get("msg") == "request" and r.get("serial") == pki.revoked.serial]
+    assert lines
+    line = lines[-1]
+    assert line["issuer"] == "intermediate" and line["status"] == "revoked" and line["method"] == "POST"
+    assert isinstance(line["cache_hit"], bool) and line["latency_ms"] >= 0 and line["http_status"] == 200
