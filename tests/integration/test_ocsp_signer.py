@@ -82,7 +82,8 @@ def test_signer_from_csr_key_stays_on_responder(pki, tmp_path):
     responder.mkdir()
     playbook = [{"hosts": "localhost", "gather_facts": False, "tasks": [
         {"name": "csr", "register": "req", "pkiops.ocsp.csr": {
-            "privatekey_path": str(responder / "signer.key.pem"), "privatekey_type": "Ed25519",
+            # ECDSA: a fresh CSR signature every run, same public key -> still no change
+            "privatekey_path": str(responder / "signer.key.pem"), "privatekey_type": "ECC",
             "subject": {"O": "Alice Ltd", "CN": "responder1.example.com"}}},
         {"name": "sign", "register": "signed", "pkiops.ocsp.ocsp_signer": {
             **pki.issuer_args(), "csr_content": "{{ req.csr }}", "copy_from_csr": ["subject"],
@@ -97,8 +98,8 @@ def test_signer_from_csr_key_stays_on_responder(pki, tmp_path):
             assert task_result(run, name)["changed"] is (attempt == 1), (attempt, name, task_result(run, name))
     cert = x509.load_pem_x509_certificate((responder / "signer.cert.pem").read_bytes())
     key = serialization.load_pem_private_key((responder / "signer.key.pem").read_bytes(), None)
-    assert cert.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == \
-        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert cert.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki)
     assert "OCSP Signing" in x509_text(responder / "signer.cert.pem")
 
 
