@@ -112,7 +112,9 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     log.info("shutting down: no new connections, finishing requests in flight")
     for listener in listeners:
         listener.close()
-    await server.shutdown(SHUTDOWN_GRACE)
+    if not await frontend.drain(SHUTDOWN_GRACE):
+        log.warning("shutdown grace period over, closing requests still in flight")
+    await server.shutdown(1.0)
     if metrics_server is not None:
         await metrics_server.shutdown(1.0)
     background.cancel()

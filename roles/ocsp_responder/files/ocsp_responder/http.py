@@ -63,6 +63,19 @@ class HttpFrontend:
         self.post_paths = {prefix or "/", prefix + "/"}
         self.serve_metrics = metrics is not None and config.metrics.enabled and config.metrics.listen is None
         self.log_requests = config.log.requests
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no request is being handled (graceful shutdown): aiohttp's own
+        shutdown stops reading at once, which would cut a request whose body is still
+        arriving."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     def make_server(self, **kwargs) -> web.Server:
         limits = self.config.limits
@@ -84,12 +97,18 @@ class HttpFrontend:
         started = time.perf_counter()
         method = request.method
         fields = {}
+        self.in_flight += 1
+        self._idle.clear()
         try:
             response, outcome = await self._dispatch(request, fields)
         except Exception:  # never a traceback page
             logging.getLogger("ocsp_responder.http").exception("unexpected error")
             response = self._ocsp_bytes(protocol.error_response(protocol.INTERNAL_ERROR))
             outcome = "internalError"
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
         elapsed = time.perf_counter() - started
         if outcome is not None:
             if self.metrics is not None:

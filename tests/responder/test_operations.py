@@ -1,0 +1,260 @@
+"""Operating the responder: live reload after ``openssl ca -revoke``, corrupt indexes,
+signals, start-up checks of the signer, key types, encrypted keys, worker processes."""
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+try:
+    from .conftest import base_config, ocsp_request_der, openssl_ocsp, responder_command, responder_env, write_config
+except ImportError:  # tests/responder is not a package: pytest put this directory on sys.path
+    from conftest import base_config, ocsp_request_der, openssl_ocsp, responder_command, responder_env, write_config
+
+from asn1crypto import ocsp
+
+OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
+
+
+def cert_status(responder, request: bytes) -> str:
+    status, _headers, body = responder.http("/", data=request, headers=OCSP_REQUEST)
+    assert status == 200
+    response = ocsp.OCSPResponse.load(body)
+    assert response["response_status"].native == "successful", response["response_status"].native
+    return response["response_bytes"]["response"].parsed["tbs_response_data"]["responses"][0]["cert_status"].name
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def test_revocation_served_within_2s_without_failed_requests(pki_copy, start_responder):
+    responder = start_responder(pki_copy)
+    request = ocsp_request_der(pki_copy, pki_copy.good, nonce=False)
+    assert cert_status(responder, request) == "good"
+
+    seen, failures, stop = [], [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                seen.append(cert_status(responder, request))
+            except Exception as exc:  # noqa: BLE001 - every failure is a finding
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    pki_copy.intermediate.revoke(pki_copy.good, "superseded")
+    revoked_at = time.monotonic()
+    became_revoked = wait_for(lambda: cert_status(responder, request) == "revoked", timeout=3)
+    elapsed = time.monotonic() - revoked_at
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert became_revoked and elapsed <= 2.0, elapsed
+    assert failures == []
+    assert set(seen) <= {"good", "revoked"} and seen[-1] == "revoked"
+    result = openssl_ocsp(pki_copy, responder.url, pki_copy.good)
+    assert "Response verify OK" in result.stdout + result.stderr
+    assert f"{pki_copy.good.cert}: revoked" in result.stdout and "Reason: superseded" in result.stdout
+
+
+def test_newly_issued_certificate_becomes_good(pki_copy, start_responder):
+    responder = start_responder(pki_copy)
+    leaf = pki_copy.intermediate.issue("late")
+    request = ocsp_request_der(pki_copy, leaf, nonce=False)
+    assert wait_for(lambda: cert_status(responder, request) == "good", timeout=2)
+
+
+def test_corrupt_index_keeps_last_good_data_and_turns_health_red(pki_copy, start_responder):
+    responder = start_responder(pki_copy)
+    assert responder.health()[0] == 200
+    index = pki_copy.intermediate.index
+    good_content = index.read_bytes()
+    index.write_bytes(good_content + b"R\tgarbage line without the right fields\n")
+    status, report = wait_for(lambda: (lambda h: h if h[0] == 503 else None)(responder.health()), timeout=3)
+    assert status == 503 and "line 5" in report["issuers"]["intermediate"]["error"]
+    # Last good data still served.
+    assert cert_status(responder, ocsp_request_der(pki_copy, pki_copy.revoked, nonce=False)) == "revoked"
+    assert cert_status(responder, ocsp_request_der(pki_copy, pki_copy.good, nonce=False)) == "good"
+    metrics = responder.metrics()
+    assert 'ocsp_index_load_error{issuer="intermediate"} 1.0' in metrics
+    assert re.search(r'ocsp_index_reloads_total\{issuer="intermediate",result="error"\} [1-9]', metrics)
+    assert any(r.get("msg", "").startswith("index not loaded") for r in responder.log_records())
+
+    index.write_bytes(good_content[: len(good_content) // 2])  # partially written file
+    time.sleep(0.5)
+    assert responder.health()[0] == 503
+    index.write_bytes(good_content)
+    assert wait_for(lambda: responder.health()[0] == 200, timeout=3)
+
+
+def test_sighup_forces_reload(pki_copy, start_responder):
+    responder = start_responder(pki_copy, reload_interval=60)
+    request = ocsp_request_der(pki_copy, pki_copy.good, nonce=False)
+    assert cert_status(responder, request) == "good"
+    pki_copy.intermediate.revoke(pki_copy.good)
+    time.sleep(0.5)
+    assert cert_status(responder, request) == "good"  # not polled yet: only the signal reloads
+    responder.signal(signal.SIGHUP)
+    assert wait_for(lambda: cert_status(responder, request) == "revoked", timeout=2)
+    assert responder.process.poll() is None
+
+
+def test_sigterm_finishes_request_in_flight(pki, start_responder):
+    responder = start_responder(pki)
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    with socket.create_connection((responder.host, responder.port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(request) + request[:10])
+        time.sleep(0.2)
+        responder.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        # The listener is closed at once; the request in flight is still answered.
+        with pytest.raises(OSError):
+            socket.create_connection((responder.host, responder.port), timeout=2).close()
+        sock.sendall(request[10:])
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert b"application/ocsp-response" in reply
+    assert responder.process.wait(15) == 0
+    assert any(r.get("msg") == "stopped" for r in responder.log_records())
+
+
+def run_check_config(tmp_path, config: dict) -> subprocess.CompletedProcess:
+    path = write_config(tmp_path, config)
+    return subprocess.run(responder_command(path, "--check-config"), capture_output=True, text=True,
+                          env=responder_env(), timeout=60)
+
+
+def test_check_config_ok(pki, tmp_path):
+    result = run_check_config(tmp_path, base_config(pki))
+    assert result.returncode == 0 and "configuration OK" in result.stdout
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c: c.pop("issuers"), "issuers: required"),
+    (lambda c: c["issuers"][0].update(ca_cert="/nonexistent.pem"), "issuers[0].ca_cert: no such file"),
+    (lambda c: c.update(listen=["localhost"]), "listen[0]: expected 'host:port'"),
+    (lambda c: c.update(nonce_policy="sometimes"), "nonce_policy: must be one of echo, ignore"),
+    (lambda c: c.update(response_validty="1h"), "response_validty: unknown key"),
+    (lambda c: c.update(limits={"max_body_bytes": -1}), "limits.max_body_bytes: must be >= 64"),
+])
+def test_check_config_names_the_key(pki, tmp_path, mutate, message):
+    config = base_config(pki)
+    mutate(config)
+    result = run_check_config(tmp_path, config)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_signer_without_ocsp_eku_refuses_to_start(pki_copy, tmp_path, start_responder):
+    signer = pki_copy.intermediate.issue("no-eku-signer", extensions="ocsp_without_eku")
+    config = base_config(pki_copy, issuers=[pki_copy.issuer_config(signer_cert=str(signer.cert),
+                                                                   signer_key=str(signer.key))])
+    result = run_check_config(tmp_path, config)
+    assert result.returncode != 0 and "lacks the OCSPSigning extended key usage" in result.stderr
+    responder = start_responder(pki_copy, config=config, wait=False)
+    assert responder.process.wait(30) != 0
+    assert "lacks the OCSPSigning extended key usage" in responder.logs()
+
+
+@pytest.mark.parametrize("which,message", [
+    ("foreign", "not issued by the CA"),
+    ("mismatched_key", "the private key does not match the certificate"),
+])
+def test_unusable_signer_refuses_to_start(pki, tmp_path, which, message):
+    if which == "foreign":
+        issuer = pki.issuer_config(signer_cert=str(pki.leaves["stranger"].cert), signer_key=str(pki.leaves["stranger"].key))
+    else:
+        issuer = pki.issuer_config(signer_key=str(pki.good.key))
+    result = run_check_config(tmp_path, base_config(pki, issuers=[issuer]))
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("algorithm,signature", [("ec", "ecdsa-with-SHA256"), ("ed25519", "ED25519")])
+def test_ecdsa_and_ed25519_signers(pki_copy, start_responder, algorithm, signature):
+    signer = pki_copy.intermediate.issue(f"{algorithm}-signer", extensions="ocsp", algorithm=algorithm)
+    responder = start_responder(pki_copy, issuers=[pki_copy.issuer_config(signer_cert=str(signer.cert),
+                                                                          signer_key=str(signer.key))])
+    for leaf, status in ((pki_copy.good, "good"), (pki_copy.revoked, "revoked")):
+        result = openssl_ocsp(pki_copy, responder.url, leaf, extra=("-resp_text",))
+        assert "Response verify OK" in result.stdout + result.stderr, result.stdout + result.stderr
+        assert f"{leaf.cert}: {status}" in result.stdout
+        assert f"Signature Algorithm: {signature}" in result.stdout
+
+
+def test_encrypted_signer_key_with_passphrase_file(pki_copy, tmp_path, start_responder):
+    passphrase = tmp_path / "signer.pass"
+    passphrase.write_text("correct horse battery staple\n")
+    passphrase.chmod(0o600)
+    signer = pki_copy.intermediate.issue("encrypted-signer", extensions="ocsp", passphrase_file=passphrase)
+    assert "ENCRYPTED" in signer.key.read_text()
+    issuer = pki_copy.issuer_config(signer_cert=str(signer.cert), signer_key=str(signer.key),
+                                    signer_key_passphrase_file=str(passphrase))
+    responder = start_responder(pki_copy, issuers=[issuer])
+    result = openssl_ocsp(pki_copy, responder.url, pki_copy.good)
+    assert "Response verify OK" in result.stdout + result.stderr and f"{pki_copy.good.cert}: good" in result.stdout
+    assert "correct horse" not in responder.logs()
+
+    wrong = tmp_path / "wrong.pass"
+    wrong.write_text("nope\n")
+    result = run_check_config(tmp_path, base_config(pki_copy, issuers=[dict(issuer, signer_key_passphrase_file=str(wrong))]))
+    assert result.returncode != 0 and "wrong passphrase" in result.stderr and "nope" not in result.stderr
+    missing = dict(issuer)
+    missing.pop("signer_key_passphrase_file")
+    result = run_check_config(tmp_path, base_config(pki_copy, issuers=[missing]))
+    assert result.returncode != 0 and "encrypted" in result.stderr
+
+
+def test_ca_key_signs_and_responder_id_by_name(pki, start_responder):
+    issuer = pki.issuer_config(signer_cert=None, signer_key=None, ca_key=str(pki.intermediate.key))
+    responder = start_responder(pki, issuers=[issuer], responder_id="name")
+    result = openssl_ocsp(pki, responder.url, pki.revoked, extra=("-resp_text",))
+    assert "Response verify OK" in result.stdout + result.stderr
+    assert f"{pki.revoked.cert}: revoked" in result.stdout
+    assert "Responder Id: O = pkiops test, CN = pkiops Test Intermediate CA" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_worker_processes(pki, start_responder):
+    port = free_port()
+    responder = start_responder(pki, listen=[f"127.0.0.1:{port}"], workers=2)
+    assert wait_for(lambda: len([r for r in responder.log_records() if r.get("msg") == "ready"]) == 2, timeout=30)
+    pids = {r["pid"] for r in responder.log_records() if r.get("msg") == "ready"}
+    assert len(pids) == 2 and responder.process.pid not in pids
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    for _ in range(20):
+        assert cert_status(responder, request) == "good"
+    served_by = {r["pid"] for r in responder.log_records() if r.get("msg") == "request"}
+    assert served_by <= pids
+    # Counters are summed over the workers, whichever answers the scrape.
+    metrics = responder.metrics()
+    assert re.search(r'ocsp_requests_total\{method="POST",status="good"\} 20\.0', metrics), metrics
+    responder.signal(signal.SIGTERM)
+    assert responder.process.wait(20) == 0
