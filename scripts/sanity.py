@@ -203,7 +203,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--prepare-only", action="store_true",
                         help="set up the wheelhouse, the private HOME and the copy, print the copy's path")
     parser.add_argument("--results-dir", type=Path,
-                        help="copy ansible-test's per-test JSON reports (tests/output/bot) here after the run")
+                        help="copy ansible-test's reports (tests/output/bot and junit) here after the run")
     options, rest = parser.parse_known_args(argv)
     with exclusive(cache_dir() / "sanity" / ".lock"):
         copy, env = prepare()
@@ -219,11 +219,11 @@ def main(argv: list[str]) -> int:
         if options.results_dir:
             # Copied while the lock is held: the next run's sync deletes tests/output.
             shutil.rmtree(options.results_dir, ignore_errors=True)
-            bot = copy / "tests" / "output" / "bot"
-            if bot.is_dir():
-                shutil.copytree(bot, options.results_dir)
-            else:
-                options.results_dir.mkdir(parents=True)
+            options.results_dir.mkdir(parents=True)
+            for kind in ("bot", "junit"):
+                reports = copy / "tests" / "output" / kind
+                if reports.is_dir():
+                    shutil.copytree(reports, options.results_dir / kind)
         return returncode
 
 

@@ -17,12 +17,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SANITY_SCRIPT = ROOT / "scripts" / "sanity.py"
-RUNNING = re.compile(r'^Running sanity test "([^"]+)"', re.MULTILINE)
 PER_PYTHON = re.compile(r"-python-\d+\.\d+$")
 FATAL = re.compile(r"^FATAL: .*?(?=^\S|\Z)", re.MULTILINE | re.DOTALL)
 
@@ -38,11 +38,21 @@ def run_sanity_script(*args: str, timeout: int = 900) -> subprocess.CompletedPro
     )
 
 
+def test_name(report_name: str) -> str:
+    """ansible-test's report name -> sanity test name.
+
+    Per-Python tests (compile, import, and those "not applicable") report as e.g.
+    "compile-python-3.11".
+    """
+    return PER_PYTHON.sub("", report_name)
+
+
 @dataclass
 class SanityRun:
     returncode: int
     seconds: float
-    ran: list = field(default_factory=list)  # sanity test names that started
+    outcomes: dict = field(default_factory=dict)  # test name -> "passed" | "failed" | "skipped"
+    skip_reasons: dict = field(default_factory=dict)  # test name -> ansible-test's reason
     failures: dict = field(default_factory=dict)  # test name -> list of (message, output)
     fatal: str = ""  # ansible-test gave up: later tests did not run
     log: str = ""
@@ -50,27 +60,34 @@ class SanityRun:
     @classmethod
     def execute(cls) -> "SanityRun":
         started = time.monotonic()
-        # --failure-ok: a failing test must not stop the others from running.
         reports = cache_dir() / "sanity" / "pytest-reports"
-        proc = run_sanity_script("--results-dir", str(reports), "--failure-ok", "--color", "no")
+        # --failure-ok: a failing test must not stop the others from running.
+        # --junit: one report per test, passed and skipped ones too.
+        proc = run_sanity_script("--results-dir", str(reports), "--failure-ok", "--junit", "--color", "no")
         output = proc.stdout + proc.stderr
-        failures = {}
-        for report in sorted(reports.glob("ansible-test-sanity-*.json")):
-            # Per-Python tests (compile, import) report as e.g. "compile-python-3.11".
-            name = PER_PYTHON.sub("", report.name[len("ansible-test-sanity-"):-len(".json")])
+        run = cls(returncode=proc.returncode, seconds=0.0, log=output[-20000:])
+        for report in sorted((reports / "junit").glob("ansible-test-sanity-*.xml")):
+            for case in ElementTree.parse(report).iter("testcase"):
+                name = test_name(case.get("name", ""))
+                if case.find("failure") is not None or case.find("error") is not None:
+                    run.outcomes[name] = "failed"
+                elif case.find("skipped") is not None:
+                    run.outcomes.setdefault(name, "skipped")
+                    run.skip_reasons[name] = case.find("skipped").text or ""
+                else:
+                    run.outcomes.setdefault(name, "passed")
+                    if run.outcomes[name] == "skipped":  # skipped on one Python, ran on another
+                        run.outcomes[name] = "passed"
+        for report in sorted((reports / "bot").glob("ansible-test-sanity-*.json")):
+            name = test_name(report.name[len("ansible-test-sanity-"):-len(".json")])
             data = json.loads(report.read_text(encoding="utf-8"))
-            failures.setdefault(name, []).extend(
+            run.outcomes[name] = "failed"
+            run.failures.setdefault(name, []).extend(
                 (r.get("message", ""), r.get("output", "")) for r in data.get("results", []))
-        fatal = "\n".join(m.group(0).strip() for m in FATAL.finditer(output)
-                          if "sanity test(s) listed below" not in m.group(0))
-        return cls(
-            returncode=proc.returncode,
-            seconds=time.monotonic() - started,
-            ran=sorted(set(RUNNING.findall(output))),
-            failures=failures,
-            fatal=fatal,
-            log=output[-20000:],
-        )
+        run.fatal = "\n".join(m.group(0).strip() for m in FATAL.finditer(output)
+                              if "sanity test(s) listed below" not in m.group(0))
+        run.seconds = time.monotonic() - started
+        return run
 
 
 @pytest.fixture(scope="session")

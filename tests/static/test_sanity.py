@@ -35,19 +35,28 @@ def test_pslint_is_skipped_explicitly():
 
 @pytest.mark.slow
 def test_sanity(sanity_test, sanity_run):
-    if sanity_test in sanity_run.failures:
+    outcome = sanity_run.outcomes.get(sanity_test)
+    if outcome == "failed":
         report = "\n\n".join(f"{message}\n{group_by_file(output)}"
-                             for message, output in sanity_run.failures[sanity_test])
-        pytest.fail(f"ansible-test sanity --test {sanity_test} failed:\n{report}", pytrace=False)
-    if sanity_test not in sanity_run.ran:
+                             for message, output in sanity_run.failures.get(sanity_test, []))
+        pytest.fail(f"ansible-test sanity --test {sanity_test} failed:\n{report or sanity_run.log[-6000:]}",
+                    pytrace=False)
+    if outcome is None:
         pytest.fail(f"ansible-test stopped before running {sanity_test}:\n"
                     f"{sanity_run.fatal or sanity_run.log[-6000:]}", pytrace=False)
+    if outcome == "skipped":
+        reason = sanity_run.skip_reasons.get(sanity_test) or "no reason given"
+        if sanity_test in REQUIRED:
+            # e.g. shellcheck not installed: ansible-test skips with a warning only.
+            pytest.fail(f"ansible-test skipped {sanity_test} ({reason}), which must run here:\n"
+                        f"{sanity_run.log[-3000:]}", pytrace=False)
+        pytest.skip(f"ansible-test skipped {sanity_test}: {reason}")
 
 
 @pytest.mark.slow
 def test_sanity_run_completed(sanity_run):
     """Every test ran and ansible-test reported no error outside its tests."""
     assert not sanity_run.fatal, sanity_run.fatal
-    unattributed = set(sanity_run.failures) - set(sanity_test_names())
+    unattributed = set(sanity_run.outcomes) - set(sanity_test_names())
     assert not unattributed, f"reports for tests this suite does not know: {unattributed}"
     assert sanity_run.returncode == 0, sanity_run.log[-6000:]
