@@ -1,11 +1,14 @@
 """The csr module through ansible-playbook; CSRs checked with openssl req."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.pki_fixtures import file_mode, openssl, run_module, snapshot
+from tests.helpers.ansible_run import run_playbook
+from tests.integration.pki_fixtures import file_mode, openssl, run_module, snapshot, task_result
 
 
 def csr_args(tmp_path, **extra):
@@ -102,3 +105,26 @@ def test_bad_input_fails_and_writes_nothing(tmp_path, extra, message):
     result = run_module("csr", args | extra)
     assert result["failed"] and message in result["msg"], result
     assert snapshot(tmp_path) == before
+
+
+def test_missing_cryptography_is_a_clear_failure(tmp_path):
+    """A target without the library gets missing_required_lib's message, and nothing is written."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = str(venv / "bin" / "python")
+    assert subprocess.run([python, "-c", "import cryptography"], capture_output=True, check=False).returncode != 0
+    work = tmp_path / "work"
+    tasks = [
+        ("ca_cert", {"profile": "root_ca", "ca_dir": str(work / "root"), "subject": {"CN": "x"}}),
+        ("ocsp_signer", {"issuer_dir": str(work), "path": str(work / "s.pem"),
+                         "privatekey_path": str(work / "s.key"), "subject": {"CN": "x"}}),
+        ("csr", {"privatekey_path": str(work / "k.pem"), "subject": {"CN": "x"}}),
+    ]
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False,
+                         "vars": {"ansible_python_interpreter": python},
+                         "tasks": [{"name": name, f"pkiops.ocsp.{name}": args, "ignore_errors": True}
+                                   for name, args in tasks]}])
+    for name, _args in tasks:
+        result = task_result(run, name)
+        assert result["failed"] and "required Python library (cryptography)" in result["msg"], result
+    assert not work.exists()
