@@ -1,4 +1,4 @@
-"""Shared by the static checks: one `ansible-test sanity` run per pytest run.
+"""Fixtures of the static checks: one `ansible-test sanity` run per pytest run.
 
 The sanity run is expensive and works in a shared copy of the checkout, so it happens
 once per test run, even under pytest-xdist: the first worker to need it runs it under a
@@ -8,86 +8,12 @@ that file.
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
-import os
-import re
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from xml.etree import ElementTree
+from dataclasses import asdict
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SANITY_SCRIPT = ROOT / "scripts" / "sanity.py"
-PER_PYTHON = re.compile(r"-python-\d+\.\d+$")
-FATAL = re.compile(r"^FATAL: .*?(?=^\S|\Z)", re.MULTILINE | re.DOTALL)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PKIOPS_CACHE") or Path.home() / ".cache" / "pkiops-ocsp")
-
-
-def run_sanity_script(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SANITY_SCRIPT), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False,
-    )
-
-
-def test_name(report_name: str) -> str:
-    """ansible-test's report name -> sanity test name.
-
-    Per-Python tests (compile, import, and those "not applicable") report as e.g.
-    "compile-python-3.11".
-    """
-    return PER_PYTHON.sub("", report_name)
-
-
-@dataclass
-class SanityRun:
-    returncode: int
-    seconds: float
-    outcomes: dict = field(default_factory=dict)  # test name -> "passed" | "failed" | "skipped"
-    skip_reasons: dict = field(default_factory=dict)  # test name -> ansible-test's reason
-    failures: dict = field(default_factory=dict)  # test name -> list of (message, output)
-    fatal: str = ""  # ansible-test gave up: later tests did not run
-    log: str = ""
-
-    @classmethod
-    def execute(cls) -> "SanityRun":
-        started = time.monotonic()
-        reports = cache_dir() / "sanity" / "pytest-reports"
-        # --failure-ok: a failing test must not stop the others from running.
-        # --junit: one report per test, passed and skipped ones too.
-        proc = run_sanity_script("--results-dir", str(reports), "--failure-ok", "--junit", "--color", "no")
-        output = proc.stdout + proc.stderr
-        run = cls(returncode=proc.returncode, seconds=0.0, log=output[-20000:])
-        for report in sorted((reports / "junit").glob("ansible-test-sanity-*.xml")):
-            for case in ElementTree.parse(report).iter("testcase"):
-                name = test_name(case.get("name", ""))
-                if case.find("failure") is not None or case.find("error") is not None:
-                    run.outcomes[name] = "failed"
-                elif case.find("skipped") is not None:
-                    run.outcomes.setdefault(name, "skipped")
-                    run.skip_reasons[name] = case.find("skipped").text or ""
-                else:
-                    run.outcomes.setdefault(name, "passed")
-                    if run.outcomes[name] == "skipped":  # skipped on one Python, ran on another
-                        run.outcomes[name] = "passed"
-        for report in sorted((reports / "bot").glob("ansible-test-sanity-*.json")):
-            name = test_name(report.name[len("ansible-test-sanity-"):-len(".json")])
-            data = json.loads(report.read_text(encoding="utf-8"))
-            run.outcomes[name] = "failed"
-            run.failures.setdefault(name, []).extend(
-                (r.get("message", ""), r.get("output", "")) for r in data.get("results", []))
-        run.fatal = "\n".join(m.group(0).strip() for m in FATAL.finditer(output)
-                              if "sanity test(s) listed below" not in m.group(0))
-        run.seconds = time.monotonic() - started
-        return run
+from .sanity_support import SanityRun, cache_dir
 
 
 @pytest.fixture(scope="session")
@@ -104,28 +30,3 @@ def sanity_run(testrun_uid) -> SanityRun:
         run = SanityRun.execute()
         results.write_text(json.dumps(asdict(run)), encoding="utf-8")
         return run
-
-
-@functools.lru_cache(maxsize=None)
-def sanity_test_names() -> tuple[str, ...]:
-    """The sanity tests ansible-test would run here (its default set minus our skips)."""
-    proc = run_sanity_script("--list-tests", timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/sanity.py --list-tests failed:\n{proc.stderr[-4000:]}")
-    return tuple(line.strip() for line in proc.stdout.splitlines() if line.strip())
-
-
-def group_by_file(output: str) -> str:
-    """Lint lines `path:line:col: message`, regrouped so each file's owner sees theirs."""
-    by_file: dict[str, list[str]] = {}
-    other: list[str] = []
-    for line in output.splitlines():
-        match = re.match(r"^([^\s:]+\.[\w.-]+):(\d+:\d+: .*)$", line)
-        if match:
-            by_file.setdefault(match.group(1), []).append(match.group(2))
-        elif line.strip():
-            other.append(line)
-    parts = [f"{path}:\n" + "\n".join(f"    {entry}" for entry in entries) for path, entries in sorted(by_file.items())]
-    if other:
-        parts.append("\n".join(other))
-    return "\n".join(parts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import group_by_file, sanity_test_names
+from .sanity_support import group_by_file, sanity_test_names
 
 # Checks that must be part of the run: if ansible-test stopped selecting them (a changed
 # default set, a stray --skip-test), the sanity tests would pass without checking modules.
