@@ -32,6 +32,9 @@ class CallbackModule(CallbackBase):
             "outcome": outcome,
             "result": result._result,
         }
+        # ansible-core 2.19 keeps `failed` out of the stored result; tests rely on it.
+        if outcome == "failed":
+            entry["result"] = dict(result._result, failed=True)
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, default=str) + "\n")
 
