@@ -1,0 +1,131 @@
+"""index.txt parsing and change detection (ocsp_responder.status_source)."""
+from __future__ import annotations
+
+import calendar
+import os
+
+import pytest
+
+from ocsp_responder.status_source import (GOOD, IndexFormatError, IndexSource, changed_serials, parse_index,
+                                          parse_index_time)
+
+# Lines as `openssl ca` writes them (V, R with and without reason, E, hold, keyTime).
+INDEX = (
+    "V\t271205141456Z\t\t1000\tunknown\t/CN=ocsp-signer\n"
+    "R\t271205141457Z\t261125141457Z,keyCompromise\t1002\tunknown\t/CN=revoked\n"
+    "R\t271205141457Z\t261125141500Z\t1003\tunknown\t/CN=no reason\n"
+    "E\t201205141457Z\t\t0A\tunknown\t/CN=expired\n"
+    "R\t271205141457Z\t261125141501Z,holdInstruction,1.2.840.10040.2.2\t1004\tunknown\t/CN=held\n"
+    "R\t271205141457Z\t261125141502Z,keyTime,20261101000000Z\t1005\tunknown\t/CN=key time\n"
+    "R\t20510101000000Z\t20500101000000Z,CACompromise\tABCDEF0123456789ABCDEF0123456789ABCDEF01\tunknown\t/CN=long\n"
+)
+
+
+def ts(*parts) -> int:
+    return calendar.timegm(parts + (0, 0, 0))
+
+
+def test_parse_openssl_index():
+    table = parse_index(INDEX.encode())
+    assert table[0x1000] is GOOD
+    assert table[0x0A] is GOOD  # expired entries are still answered
+    assert table[0x1002] == ("revoked", ts(2026, 11, 25, 14, 14, 57), 1)
+    assert table[0x1003] == ("revoked", ts(2026, 11, 25, 14, 15, 0), -1)
+    assert table[0x1004] == ("revoked", ts(2026, 11, 25, 14, 15, 1), 6)
+    assert table[0x1005] == ("revoked", ts(2026, 11, 25, 14, 15, 2), 1)
+    assert table[0xABCDEF0123456789ABCDEF0123456789ABCDEF01] == ("revoked", ts(2050, 1, 1, 0, 0, 0), 2)
+
+
+def test_empty_index_is_valid():
+    assert parse_index(b"") == {}
+
+
+@pytest.mark.parametrize("text", ["50", "49"])
+def test_utctime_century_rule(text):
+    year = 1950 if text == "50" else 2049
+    assert parse_index_time(text + "0101000000Z") == ts(year, 1, 1, 0, 0, 0)
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"V\t271205141456Z\t\t1000\tunknown\t/CN=x", "not terminated"),
+    (b"V\t271205141456Z\t\t1000\tunknown\n", "line 1: expected 6 tab-separated fields"),
+    (b"X\t271205141456Z\t\t1000\tunknown\t/CN=x\n", "unknown status"),
+    (b"V\t271205141456Z\t\tXYZ\tunknown\t/CN=x\n", "line 1"),
+    (b"R\t271205141456Z\t\t1000\tunknown\t/CN=x\n", "bad time"),
+    (b"R\t271205141456Z\t2613Z\t1000\tunknown\t/CN=x\n", "bad time"),
+    (b"R\t271205141456Z\t261325141457Z\t1000\tunknown\t/CN=x\n", "bad time"),
+    (b"R\t271205141456Z\t261125141457Z,notAReason\t1000\tunknown\t/CN=x\n", "unknown revocation reason"),
+    (b"V\t271205141456Z\t261125141457Z\t1000\tunknown\t/CN=x\n", "revocation field set"),
+    (b"V\t271205141456Z\t\t1000\tunknown\t/CN=\xff\n", "not UTF-8"),
+])
+def test_corrupt_index_rejected_as_a_whole(data, message):
+    with pytest.raises(IndexFormatError, match=message):
+        parse_index(INDEX.encode() * 0 + data)
+
+
+def test_changed_serials():
+    old = {1: GOOD, 2: GOOD, 3: ("revoked", 5, 1)}
+    new = {1: GOOD, 2: ("revoked", 9, 4), 4: GOOD}
+    assert changed_serials(old, new) == {2, 3, 4}
+
+
+def test_source_keeps_last_good_table(tmp_path):
+    path = tmp_path / "index.txt"
+    path.write_bytes(INDEX.encode())
+    source = IndexSource(str(path), "test")
+    assert source.check() == set(parse_index(INDEX.encode()))
+    assert source.check() is None  # unchanged: one stat, no parse
+    table = source.table
+    path.write_bytes(INDEX.encode() + b"garbage\n")
+    assert source.check() is None
+    assert source.table is table and source.error and "line 8" in source.error
+    assert source.healthy(None, 0.5) == (False, source.error)
+    path.write_bytes(INDEX.encode().replace(b"V\t271205141456Z\t\t1000", b"R\t271205141456Z\t261201000000Z\t1000"))
+    assert source.check() == {0x1000}
+    assert source.error is None and source.table[0x1000][0] == "revoked"
+    assert source.healthy(None, 0.5) == (True, "ok")
+
+
+def test_source_missing_file_then_back(tmp_path):
+    path = tmp_path / "index.txt"
+    source = IndexSource(str(path), "test")
+    assert source.check(force=True) is None and not source.loaded
+    assert source.healthy(None, 0.5)[0] is False
+    path.write_bytes(INDEX.encode())
+    assert source.check()
+    assert source.loaded and source.healthy(None, 0.5)[0]
+    os.rename(path, tmp_path / "index.txt.old")
+    source.check()
+    assert source.error and source.table  # keeps serving
+    os.rename(tmp_path / "index.txt.old", path)
+    source.check()
+    assert source.error is None
+
+
+def test_source_index_max_age(tmp_path):
+    path = tmp_path / "index.txt"
+    path.write_bytes(INDEX.encode())
+    os.utime(path, (1, 1))
+    source = IndexSource(str(path), "test")
+    source.check()
+    assert source.healthy(3600, 0.5)[0] is False
+    assert source.healthy(None, 0.5)[0] is True
+
+
+def test_memory_per_entry_is_small():
+    """1,000 revoked + 9,000 valid entries: well under the 2 KiB/entry budget."""
+    import tracemalloc
+
+    lines = []
+    for serial in range(10000):
+        if serial % 10 == 0:
+            lines.append(f"R\t271205141456Z\t261125141457Z,superseded\t{serial + 0x10000000000000000000:X}\tunknown\t/CN=x\n")
+        else:
+            lines.append(f"V\t271205141456Z\t\t{serial + 0x10000000000000000000:X}\tunknown\t/CN=host{serial}.example\n")
+    data = "".join(lines).encode()
+    tracemalloc.start()
+    table = parse_index(data)
+    current, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(table) == 10000
+    assert current / len(table) < 512
