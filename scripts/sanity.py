@@ -20,7 +20,10 @@ The wheelhouse ($PKIOPS_CACHE/wheels/ansible-test-<core>-py<X.Y>) is filled once
 `pip download` from whatever index pip is configured for (as scripts/bootstrap.sh does);
 afterwards no network is used.
 
-Usage: scripts/sanity.py [--prepare-only] [ansible-test sanity arguments...]
+Usage: scripts/sanity.py [--prepare-only] [--results-dir DIR] [ansible-test sanity arguments...]
+
+PKIOPS_TARGET_PYTHONS=/path/to/python3.9:... adds compile and import runs on those
+interpreters (the managed hosts' Python; Debian 12 has only 3.11).
 """
 from __future__ import annotations
 
@@ -39,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ("pkiops", "ocsp")
 # pwsh is not packaged for Debian 12; pslint cannot run without it.
 DEFAULT_SKIPS = ("pslint",)
+# The checks that concern the managed host's Python (see target_pythons).
+TARGET_TESTS = ("compile", "import")
 
 GET_PIP_TEMPLATE = '''\
 """Stand-in for get-pip.py, written by pkiops.ocsp scripts/sanity.py.
@@ -189,6 +194,30 @@ def prepare() -> tuple[Path, dict[str, str]]:
     return copy, env
 
 
+def target_pythons(links: Path) -> list[str]:
+    """Link the interpreters listed in PKIOPS_TARGET_PYTHONS into links as python<X.Y>.
+
+    Module code runs on the managed host's Python (3.9+), which Debian 12 does not ship;
+    where such interpreters exist (pyenv, deadsnakes...), compile and import also run on
+    them. ansible-test finds them as python<X.Y> on PATH; links to the real executables
+    keep pyenv shims out of the way.
+    """
+    versions = []
+    for path in filter(None, os.environ.get("PKIOPS_TARGET_PYTHONS", "").split(os.pathsep)):
+        probe = subprocess.run(
+            [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"],
+            capture_output=True, text=True, check=True,
+        )
+        version, executable = probe.stdout.split()
+        links.mkdir(parents=True, exist_ok=True)
+        link = links / f"python{version}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(executable)
+        versions.append(version)
+    return versions
+
+
 @contextlib.contextmanager
 def exclusive(lock_path: Path):
     """One run at a time: the copy, the venvs and tests/output are shared."""
@@ -211,11 +240,19 @@ def main(argv: list[str]) -> int:
             print(copy)
             return 0
         python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        command = [str(Path(sys.executable).parent / "ansible-test"), "sanity", "--local", "--python", python_version]
-        if not any(arg == "--test" or arg.startswith("--test=") for arg in rest):
+        ansible_test = [str(Path(sys.executable).parent / "ansible-test"), "sanity", "--local"]
+        command = ansible_test + ["--python", python_version]
+        full_run = not any(arg == "--test" or arg.startswith("--test=") for arg in rest)
+        if full_run:
             for test in DEFAULT_SKIPS:
                 command += ["--skip-test", test]
         returncode = subprocess.run(command + rest, cwd=copy, env=env, check=False).returncode
+        if full_run:
+            links = cache_dir() / "sanity" / "pythons"
+            env["PATH"] = os.pathsep.join([str(links), env["PATH"]])
+            for version in target_pythons(links):
+                extra = ansible_test + ["--python", version] + [arg for test in TARGET_TESTS for arg in ("--test", test)]
+                returncode = max(returncode, subprocess.run(extra + rest, cwd=copy, env=env, check=False).returncode)
         if options.results_dir:
             # Copied while the lock is held: the next run's sync deletes tests/output.
             shutil.rmtree(options.results_dir, ignore_errors=True)

@@ -44,6 +44,7 @@ class SanityRun:
     seconds: float
     outcomes: dict = field(default_factory=dict)  # test name -> "passed" | "failed" | "skipped"
     skip_reasons: dict = field(default_factory=dict)  # test name -> ansible-test's reason
+    python_versions: dict = field(default_factory=dict)  # test name -> Pythons it ran on
     failures: dict = field(default_factory=dict)  # test name -> list of (message, output)
     fatal: str = ""  # ansible-test gave up: later tests did not run
     log: str = ""
@@ -60,6 +61,9 @@ class SanityRun:
         for report in sorted((reports / "junit").glob("ansible-test-sanity-*.xml")):
             for case in ElementTree.parse(report).iter("testcase"):
                 name = sanity_name(case.get("name", ""))
+                version = PER_PYTHON.search(case.get("name", ""))
+                if version and case.find("skipped") is None:
+                    run.python_versions.setdefault(name, []).append(version.group(0)[len("-python-"):])
                 if case.find("failure") is not None or case.find("error") is not None:
                     run.outcomes[name] = "failed"
                 elif case.find("skipped") is not None:

@@ -7,6 +7,9 @@ the offending lines grouped by file.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from .sanity_support import group_by_file, sanity_test_names
@@ -60,3 +63,17 @@ def test_sanity_run_completed(sanity_run):
     unattributed = set(sanity_run.outcomes) - set(sanity_test_names())
     assert not unattributed, f"reports for tests this suite does not know: {unattributed}"
     assert sanity_run.returncode == 0, sanity_run.log[-6000:]
+
+
+@pytest.mark.slow
+def test_target_pythons_checked(sanity_run):
+    """compile and import also ran on each interpreter of PKIOPS_TARGET_PYTHONS (the
+    managed hosts' Pythons, 3.9+; Debian 12 itself only has 3.11)."""
+    paths = [path for path in os.environ.get("PKIOPS_TARGET_PYTHONS", "").split(os.pathsep) if path]
+    if not paths:
+        pytest.skip("PKIOPS_TARGET_PYTHONS is not set: module code compiled and imported on Python 3.11 only")
+    for path in paths:
+        version = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        for test in ("compile", "import"):
+            assert version in sanity_run.python_versions.get(test, []), (test, version, sanity_run.python_versions)
