@@ -15,6 +15,9 @@ Coverage (as far as each client supports it):
   ocspclnt          GET        SHA-1           without
   Java 17 PKIX      GET, POST  SHA-1           without, 16 octets (GET), 128 octets (POST)
   pyhanko           POST (AIA) SHA-1, SHA-256  with, without
+each for a `good` and a `revoked` leaf, once on a CA made by `openssl ca` and once on one
+made by this collection's modules. Then with ``nonce_policy: ignore``: which clients
+accept a cached, nonce-less answer to a nonce request.
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ def proxy():
     proxy.close()
 
 
-@pytest.fixture(scope="module", params=["openssl-ca", "modules"])
+@pytest.fixture(scope="module", params=["openssl-ca", pytest.param("modules", marks=pytest.mark.slow)])
 def pki(request, tmp_path_factory, proxy, interop_prefix):
     """The issuing CA as `openssl ca` leaves it, and as this collection's modules leave it."""
     base = tmp_path_factory.mktemp(f"interop-pki-{request.param}")
@@ -112,7 +115,7 @@ def exchange(proxy, url, interop_prefix):
     """The single OCSP exchange a test's client made, checked against the request."""
     proxy.clear()
 
-    def single(method: str, hash_alg: str = "sha1", nonce=None):
+    def single(method: str, hash_alg: str = "sha1", nonce=None, echo=True):
         exchanges = proxy.exchanges()
         assert len(exchanges) == 1, [(e.method, e.target, e.status) for e in exchanges]
         ex = exchanges[0]
@@ -129,8 +132,10 @@ def exchange(proxy, url, interop_prefix):
         echoed = _nonce(response.extensions)
         if nonce is not None:
             assert (sent is not None) == nonce, "the client did not send what the test claims"
-        if sent is not None:
+        if sent is not None and echo:
             assert echoed == sent, "the nonce was not echoed"
+        if not echo:
+            assert echoed is None, "nonce_policy ignore, yet the nonce was echoed"
         return ex, request, response
 
     return single
@@ -225,3 +230,52 @@ def test_java_pkix_uses_aia(pki, url, java_classes, exchange):
 def test_pyhanko(pki, url, exchange, leaf, hash_alg, nonce):
     _check(clients.pyhanko_validate(pki, leaf, hash_alg=hash_alg, nonce=nonce), leaf, "pyhanko")
     exchange("POST", hash_alg, nonce)
+
+
+@pytest.fixture(scope="module")
+def ignoring_responder(pki, url, interop_prefix, tmp_path_factory):
+    """A second responder on the same CA with ``nonce_policy: ignore`` (every answer
+    pre-signed and cacheable)."""
+    if TARGET == "openssl":
+        pytest.skip("openssl ocsp has no nonce policy")
+    issuer = {"name": "interop", "ca_cert": str(pki.ca_cert), "index": str(pki.index),
+              "signer_cert": str(pki.signer_cert), "signer_key": str(pki.signer_key)}
+    if pki.signer_key_passphrase_file:
+        issuer["signer_key_passphrase_file"] = str(pki.signer_key_passphrase_file)
+    responder = launch_responder(tmp_path_factory.mktemp("responder-ignore"), {
+        "listen": ["127.0.0.1:0"], "issuers": [issuer], "path_prefix": interop_prefix.rstrip("/"),
+        "nonce_policy": "ignore"})
+    yield responder
+    responder.stop()
+
+
+@pytest.fixture
+def behind_proxy_ignoring(proxy, ignoring_responder):
+    """The proxy (the leaves' AIA URL) leads to the ignoring responder for one test."""
+    echoing_port = proxy.upstream_port
+    proxy.upstream_port = ignoring_responder.port
+    yield
+    proxy.upstream_port = echoing_port
+
+
+@pytest.mark.parametrize("client", ["openssl", "java-GET", "java-POST", "pyhanko", "ocsptool"])
+def test_nonce_policy_ignore(pki, url, behind_proxy_ignoring, java_classes, exchange, client):
+    """What operators get with ``nonce_policy: ignore``: clients that send a nonce receive
+    the cached answer without one. openssl (with a warning), Java and pyhanko accept it;
+    GnuTLS ``ocsptool --nonce`` rejects it ("could not read response's nonce"), which is
+    why the default policy is to echo."""
+    if client == "ocsptool":
+        require("ocsptool")
+        with pytest.raises(clients.ClientError, match="could not read response's nonce"):
+            clients.gnutls_ocsptool(pki, "revoked", url, nonce=True)
+        exchange("POST", "sha1", nonce=True, echo=False)
+        return
+    if client == "openssl":
+        result, method = clients.openssl_post(pki, "revoked", url, nonce=True, echo_expected=False), "POST"
+    elif client.startswith("java"):
+        method = client.split("-")[1]
+        result = clients.java_pkix(pki, "revoked", url, java_classes, nonce_bytes=16 if method == "GET" else 128)
+    else:
+        result, method = clients.pyhanko_validate(pki, "revoked", nonce=True), "POST"
+    _check(result, "revoked", client.split("-")[0])
+    exchange(method, "sha1", nonce=True, echo=False)
