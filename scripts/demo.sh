@@ -19,7 +19,7 @@ if [ "${1:-}" = --containers ]; then
   pkiops_podman_usable
   PKIOPS_IMAGE=$("$here/build-image.sh" | tail -n 1)
   export PKIOPS_IMAGE
-  cd "$PKIOPS_ROOT/extensions"
+  cd "$PKIOPS_ROOT"
   exec molecule test --scenario-name default "$@"
 fi
 
