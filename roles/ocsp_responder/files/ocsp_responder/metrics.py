@@ -72,6 +72,7 @@ class Metrics:
         self.reloads = Counter("ocsp_index_reloads_total", "Index loads by result", ["issuer", "result"],
                                registry=register)
         self.responder = None
+        self._request_children: Dict[Tuple[str, str], tuple] = {}
         self._seen_reloads: Dict[str, Tuple[int, int]] = {}
         if self.multiprocess:
             from prometheus_client import multiprocess
@@ -88,8 +89,12 @@ class Metrics:
         self._seen_reloads[issuer.name] = (source.reloads_ok, source.reloads_failed)
 
     def observe_request(self, method: str, status: str, seconds: float) -> None:
-        self.requests.labels(method=method, status=status).inc()
-        self.latency.labels(method=method).observe(seconds)
+        children = self._request_children.get((method, status))
+        if children is None:  # label lookups cost more than the increments: keep the children
+            children = self._request_children[(method, status)] = (
+                self.requests.labels(method=method, status=status), self.latency.labels(method=method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> Tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -92,6 +92,8 @@ class Responder:
             max_workers=1, thread_name_prefix="ocsp-bg")
         self._presign_queue: "Optional[asyncio.Queue]" = None  # (issuer, CertID DER, serial)
         self._queued: set = set()
+        self._known_requests: Dict[bytes, tuple] = {}
+        self._known_requests_max = max(1024, config.cache_max_entries)
         for index, issuer_config in enumerate(config.issuers):
             self._add_issuer(index, issuer_config)
 
@@ -133,6 +135,18 @@ class Responder:
             return Answer(protocol.error_response(protocol.INTERNAL_ERROR), "internalError")
 
     async def _answer(self, der: bytes) -> Answer:
+        # Fast path: the exact bytes of a nonce-free single-certificate request seen
+        # before. Clients repeat them verbatim (and GET URLs are these bytes), so the
+        # common case skips ASN.1 parsing, which costs more than all the rest.
+        known = self._known_requests.get(der)
+        if known is not None:
+            issuer, cert, serial_hex = known
+            status = issuer.source.lookup(cert.serial)
+            hit = self.cache.get((issuer.index, cert.cert_id_der), status, time.time())
+            if hit is not None:
+                self._count("cache_hits")
+                return Answer(hit.der, status[0] if status else "unknown", issuer.name, [serial_hex],
+                              cache_hit=True, cacheable=hit)
         config = self.config
         try:
             request = protocol.parse_request(der, config.limits.max_request_certs)
@@ -165,6 +179,10 @@ class Responder:
         if cacheable:
             cert = request.certs[0]
             key = (issuer.index, cert.cert_id_der)
+            if request.nonce_extension is None:
+                if len(self._known_requests) >= self._known_requests_max:
+                    self._known_requests.clear()
+                self._known_requests[der] = (issuer, cert, serials[0])
             hit = self.cache.get(key, statuses[0], now)
             if hit is not None:
                 self._count("cache_hits")
