@@ -279,10 +279,11 @@ class RunningResponder:
     @property
     def url(self) -> str:
         prefix = self.config.get("path_prefix", "/").rstrip("/")
-        return f"http://{self.host}:{self.port}{prefix}/"
+        return f"{self.base()}{prefix}/"
 
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def logs(self) -> str:
         return self.log_path.read_text()
@@ -303,7 +304,7 @@ class RunningResponder:
                 if record.get("msg") == "listening" and self.port is None:
                     host, port = record["address"].rsplit(":", 1)
                     self.port = int(port)
-                    self.host = host
+                    self.host = host.strip("[]")
                 if record.get("msg") == "ready" and self.port is not None:
                     return
             if self.process.poll() is not None:

@@ -9,6 +9,7 @@ import http.client
 import re
 import socket
 import time
+import urllib.request
 from urllib.parse import quote
 
 import pytest
@@ -242,3 +243,24 @@ def test_one_json_log_line_per_request(pki, responder):
     line = lines[-1]
     assert line["issuer"] == "intermediate" and line["status"] == "revoked" and line["method"] == "POST"
     assert isinstance(line["cache_hit"], bool) and line["latency_ms"] >= 0 and line["http_status"] == 200
+
+
+def test_head_ipv6_and_separate_metrics_listener(pki, start_responder):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this host")
+    responder = start_responder(pki, listen=["[::1]:0"], metrics={"listen": "127.0.0.1:0", "path": "/prom"})
+    assert responder.host == "::1"
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    path = "/" + quote(base64.b64encode(request).decode(), safe="")
+    status, headers, body = responder.http(path, method="HEAD")
+    assert status == 200 and body == b"" and headers["Content-Type"] == "application/ocsp-response"
+    assert "max-age=" in headers["Cache-Control"]
+    # Not on the public listener: there "/prom" is just an undecodable OCSP GET.
+    assert responder.http("/prom")[1]["Content-Type"] == "application/ocsp-response"
+    metrics_address = next(r["address"] for r in responder.log_records() if r.get("msg") == "metrics listening")
+    with urllib.request.urlopen(f"http://{metrics_address}/prom", timeout=5) as response:
+        assert 'ocsp_requests_total{method="HEAD",status="good"} 1.0' in response.read().decode()

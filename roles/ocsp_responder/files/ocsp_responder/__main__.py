@@ -76,6 +76,11 @@ def bind(address: ListenAddress, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def bound_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return str(ListenAddress(host, port))
+
+
 async def serve(config: Config, responder, reuse_port: bool) -> None:
     from aiohttp import web
 
@@ -88,13 +93,13 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     for address in config.listen:
         sock = bind(address, reuse_port)
         listeners.append(await loop.create_server(server, sock=sock))
-        log.info("listening", extra={"fields": {"address": "%s:%d" % sock.getsockname()[:2]}})
+        log.info("listening", extra={"fields": {"address": bound_address(sock)}})
     metrics_server = None
     if config.metrics.enabled and config.metrics.listen is not None:
         metrics_server = web.Server(MetricsOnlyFrontend(frontend).handle, access_log=None)
         sock = bind(config.metrics.listen, reuse_port)
         listeners.append(await loop.create_server(metrics_server, sock=sock))
-        log.info("metrics listening", extra={"fields": {"address": "%s:%d" % sock.getsockname()[:2]}})
+        log.info("metrics listening", extra={"fields": {"address": bound_address(sock)}})
 
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
