@@ -173,7 +173,8 @@ class Responder:
                 nonce_extension = request.nonce_extension
 
         statuses = [issuer.source.lookup(cert.serial) for cert in request.certs]
-        status_text = ",".join(status[0] if status else "unknown" for status in statuses)
+        not_issued = "revoked" if config.unknown_serial_policy == "revoked" else "unknown"
+        status_text = ",".join(status[0] if status else not_issued for status in statuses)
         cacheable = nonce_extension is None and len(request.certs) == 1
         now = time.time()
         if cacheable:

@@ -1,0 +1,79 @@
+"""Live signing and pre-signing inside one Responder (no HTTP): the bound on live
+signatures, background refresh of cached answers before nextUpdate."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from asn1crypto import ocsp
+
+from ocsp_responder.config import config_from_dict
+from ocsp_responder.metrics import Metrics
+from ocsp_responder.responses import Responder
+
+try:
+    from .conftest import base_config, ocsp_request_der
+except ImportError:  # tests/responder is not a package: pytest put this directory on sys.path
+    from conftest import base_config, ocsp_request_der
+
+
+def statuses(der: bytes):
+    response = ocsp.OCSPResponse.load(der)
+    if response["response_status"].native != "successful":
+        return response["response_status"].native
+    return response["response_bytes"]["response"].parsed["tbs_response_data"]
+
+
+def test_live_signings_beyond_limit_get_try_later(pki, tmp_path):
+    responder = Responder(config_from_dict(base_config(pki, limits={"max_live_signings": 2})))
+    responder.load_indexes()
+    requests = [ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path) for _ in range(6)]
+
+    async def burst():
+        return await asyncio.gather(*(responder.answer(der) for der in requests))
+
+    try:
+        answers = asyncio.run(burst())
+    finally:
+        responder.close()
+    outcomes = [answer.status for answer in answers]
+    # Coroutines run in order up to their first await: two take the slots, the rest are refused.
+    assert outcomes == ["good", "good", "tryLater", "tryLater", "tryLater", "tryLater"]
+    assert statuses(answers[2].der) == "try_later"
+    assert statuses(answers[0].der)["response_extensions"][0]["extn_id"].native == "nonce"
+
+
+@pytest.mark.slow
+def test_cached_answers_refreshed_before_next_update(pki, tmp_path):
+    config = config_from_dict(base_config(pki, response_validity=60, refresh_margin=57, this_update_backdate=5))
+    metrics = Metrics()
+    responder = Responder(config, metrics)
+    responder.load_indexes()
+    request = ocsp_request_der(pki, pki.good, nonce=False, tmp=tmp_path)
+
+    async def scenario():
+        background = asyncio.ensure_future(responder.run_background())
+        try:
+            await asyncio.sleep(0.5)
+            first = await responder.answer(request)
+            deadline = time.monotonic() + 12
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                later = await responder.answer(request)
+                if later.der != first.der:
+                    return first, later
+            return first, None
+        finally:
+            background.cancel()
+
+    try:
+        first, later = asyncio.run(scenario())
+    finally:
+        responder.close()
+    assert first.cache_hit, "pre-signed at start"
+    assert later is not None, "not re-signed within the refresh interval"
+    assert later.cache_hit, "the refreshed answer comes from the cache, not a live signature"
+    old, new = statuses(first.der), statuses(later.der)
+    assert new["produced_at"].native > old["produced_at"].native
+    assert new["responses"][0]["next_update"].native > old["responses"][0]["next_update"].native
