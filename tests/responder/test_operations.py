@@ -258,3 +258,31 @@ def test_worker_processes(pki, start_responder):
     assert re.search(r'ocsp_requests_total\{method="POST",status="good"\} 20\.0', metrics), metrics
     responder.signal(signal.SIGTERM)
     assert responder.process.wait(20) == 0
+
+
+def test_index_missing_at_start_then_pushed(pki_copy, start_responder):
+    index = pki_copy.intermediate.index
+    content = index.read_bytes()
+    index.unlink()
+    responder = start_responder(pki_copy)
+    status, report = responder.health()
+    assert status == 503 and "cannot stat" in report["issuers"]["intermediate"]["reason"]
+    request = ocsp_request_der(pki_copy, pki_copy.revoked, nonce=False)
+    body = responder.http("/", data=request, headers=OCSP_REQUEST)[2]
+    assert ocsp.OCSPResponse.load(body)["response_status"].native == "try_later"
+    index.write_bytes(content)
+    assert wait_for(lambda: responder.health()[0] == 200, timeout=3)
+    assert cert_status(responder, request) == "revoked"
+
+
+def test_two_issuers_each_with_its_signer(pki, start_responder):
+    root = {"name": "root", "ca_cert": str(pki.root.cert), "index": str(pki.root.index), "ca_key": str(pki.root.key)}
+    responder = start_responder(pki, issuers=[root, pki.issuer_config()])
+    intermediate_as_leaf = type(pki.good)("intermediate", pki.intermediate.cert, pki.intermediate.key, "")
+    result = openssl_ocsp(pki, responder.url, intermediate_as_leaf, issuer_cert=pki.root.cert)
+    assert "Response verify OK" in result.stdout + result.stderr
+    assert f"{pki.intermediate.cert}: good" in result.stdout
+    result = openssl_ocsp(pki, responder.url, pki.revoked)
+    assert "Response verify OK" in result.stdout + result.stderr and f"{pki.revoked.cert}: revoked" in result.stdout
+    health = responder.health()[1]
+    assert set(health["issuers"]) == {"root", "intermediate"}
