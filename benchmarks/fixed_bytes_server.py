@@ -42,7 +42,7 @@ def serve(port: int, body: bytes) -> None:
 def run() -> None:
     port, workers, body = int(sys.argv[1]), int(sys.argv[2]), open(sys.argv[3], "rb").read()
     children = []
-    for _ in range(workers):
+    for _worker in range(workers):
         pid = os.fork()
         if pid == 0:
             serve(port, body)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -43,7 +42,7 @@ class ClientResult:
 
 def run(cmd, *, timeout=CLIENT_TIMEOUT, env=None, cwd=None, input=None) -> subprocess.CompletedProcess:
     return subprocess.run([str(part) for part in cmd], capture_output=True, text=input is None or isinstance(input, str),
-                          timeout=timeout, env=env, cwd=cwd, input=input)
+                          timeout=timeout, env=env, cwd=cwd, input=input, check=False)
 
 
 def openssl(*args, cwd=None) -> str:
@@ -194,7 +193,7 @@ def build_openssl_pki(base: Path, ocsp_url: str, *, ca_key_type="ec", signer_key
     signer_cert, signer_key = issue("ocsp-signer", "ocsp_ext", signer_key_type)
     pki = Pki(base, root_cert, ca_dir, ca_cert, ca_key, ca_dir / "index.txt", signer_cert, signer_key)
     for name in leaves:
-        pki.leaves[name], _ = issue(name, "leaf_ext", "ec")
+        pki.leaves[name] = issue(name, "leaf_ext", "ec")[0]
     for name in revoke:
         openssl("ca", "-config", cnf, "-revoke", pki.leaves[name], "-crl_reason", "keyCompromise")
     issue_unlisted(pki, "unknown", ocsp_url)
@@ -278,7 +277,7 @@ def _split_http(stream: bytes) -> list:
         lines = head.decode("latin-1").split("\r\n")
         headers = {}
         for line in lines[1:]:
-            name, _, value = line.partition(":")
+            name, _colon, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0") or 0)
         messages.append((lines[0], headers, rest[:length]))
@@ -304,7 +303,7 @@ class RecordingProxy:
     def _accept_loop(self):
         while not self._closed:
             try:
-                client, _ = self._listener.accept()
+                client = self._listener.accept()[0]
             except OSError:
                 return
             record = [bytearray(), bytearray()]
@@ -356,7 +355,7 @@ class RecordingProxy:
         for sent, received in streams:
             requests, responses = _split_http(sent), _split_http(received)
             for index, (line, headers, body) in enumerate(requests):
-                method, _, rest = line.partition(" ")
+                method, _space, rest = line.partition(" ")
                 target = rest.rsplit(" ", 1)[0]
                 status, resp_headers, resp_body = None, {}, b""
                 if index < len(responses):
@@ -582,7 +581,7 @@ def pyhanko_validate(pki: Pki, leaf: str, *, hash_alg="sha1", nonce=True) -> Cli
     from pyhanko_certvalidator.fetchers.aiohttp_fetchers.ocsp_client import AIOHttpOCSPFetcher
 
     def load(path: Path):
-        _, _, der = pem.unarmor(path.read_bytes())
+        der = pem.unarmor(path.read_bytes())[2]
         return x509.Certificate.load(der)
 
     async def validate() -> ClientResult:

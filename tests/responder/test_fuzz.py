@@ -138,7 +138,7 @@ def request_with_nonce(seed: bytes, nonce: bytes) -> bytes:
 @st.composite
 def mutated(draw, seeds):
     data = bytearray(draw(st.sampled_from(seeds)))
-    for _ in range(draw(st.integers(1, 4))):
+    for _step in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["truncate", "flip", "insert", "delete", "length", "splice"]))
         pos = draw(st.integers(0, max(0, len(data) - 1)))
         if op == "truncate":
@@ -174,7 +174,7 @@ def post_bodies(seeds):
         st.sampled_from(BAD_DER),
         st.builds(request_with_nonce, st.sampled_from(seeds[:4]),
                   st.sampled_from([0, 1, 32, 127, 128, 129, 255, 256, 1000, 3000]).map(lambda n: b"\x5a" * n)),
-        st.builds(lambda parts: b"".join(parts), st.lists(st.sampled_from(seeds), min_size=2, max_size=4)),
+        st.lists(st.sampled_from(seeds), min_size=2, max_size=4).map(b"".join),
     )
 
 
@@ -185,6 +185,10 @@ def http_message(method: bytes, target: bytes, headers: list, body: bytes = b"",
     head += b"Host: 127.0.0.1\r\nConnection: close\r\n"
     head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     return head + b"\r\n" + body
+
+
+def post_headers(body: bytes, content_type: bytes = b"application/ocsp-request") -> list:
+    return [(b"Content-Type", content_type), (b"Content-Length", str(len(body)).encode())]
 
 
 def exchange(port: int, raw: bytes, method: bytes = b"GET", timeout: float = 10.0):
@@ -220,7 +224,7 @@ def parse_response(data: bytes, head_only=False, closed=False):
     assert match, f"not an HTTP status line: {lines[0]!r}"
     headers = email.message.Message()
     for line in lines[1:]:
-        name, _, value = line.partition(":")
+        name, _colon, value = line.partition(":")
         headers[name.strip()] = value.strip()
     status = int(match.group(1))
     if head_only or status in (204, 304) or 100 <= status < 200:
@@ -269,8 +273,7 @@ def test_post_bodies(server, pki, seeds):
            content_type=st.sampled_from([b"application/ocsp-request", b"Application/OCSP-Request",
                                          b"application/ocsp-request; charset=binary"]))
     def check(body, content_type):
-        raw = http_message(b"POST", b"/", [(b"Content-Type", content_type),
-                                           (b"Content-Length", str(len(body)).encode())], body)
+        raw = http_message(b"POST", b"/", post_headers(body, content_type), body)
         reply = check_reply(exchange(server.port, raw, b"POST"), what=repr(body))
         if len(body) > MAX_BODY:
             assert reply[0] == 413, (reply[0], len(body))
@@ -299,8 +302,7 @@ def test_hash_algorithm_parameters_other_than_null(server, seeds, parameters):
     # With a nonce, so the answer is signed for this request rather than looked up.
     seed = next(der for der in seeds if SHA256_NULL in der and b"\x01" * 16 in der)
     body = seed.replace(SHA256_NULL, SHA256_NULL[:-2] + parameters)
-    raw = http_message(b"POST", b"/", [(b"Content-Type", b"application/ocsp-request"),
-                                       (b"Content-Length", str(len(body)).encode())], body)
+    raw = http_message(b"POST", b"/", post_headers(body), body)
     check_reply(exchange(server.port, raw, b"POST"), what=repr(body))
 
 
@@ -320,8 +322,8 @@ def get_targets(draw, seeds):
                                      text.replace("+", " "), base64.urlsafe_b64encode(der).decode()]))
         return b"/" * draw(st.integers(1, 3)) + text.encode()
     if kind == "junk":
-        return b"/" + b"".join(draw(st.lists(st.one_of(st.sampled_from(PERCENT_JUNK),
-                                                      st.binary(min_size=1, max_size=4)), max_size=40)))
+        pieces = st.one_of(st.sampled_from(PERCENT_JUNK), st.binary(min_size=1, max_size=4))
+        return b"/" + b"".join(draw(st.lists(pieces, max_size=40)))
     if kind == "mixed":
         text = base64.b64encode(draw(st.sampled_from(seeds)))
         pos = draw(st.integers(0, len(text)))
@@ -345,6 +347,8 @@ def test_get_paths(server, pki, seeds):
     assert_still_serving(server, pki)
 
 
+HEADERS_THAT_CHANGE_THE_ANSWER = {b"content-length", b"transfer-encoding", b"host", b"bad name", b"\x00", b"x-long",
+                                  b"expect", b"connection", b"upgrade"}
 TOKENS = [b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE", b"CONNECT", b"PATCH", b"post", b"G\x00T",
           b"PRI", b"GE T", b"X" * 300, b""]
 VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/1.2", b"HTTP/9", b"http/1.1", b"", b"HTTP/1.1x"]
@@ -379,7 +383,7 @@ def test_methods_headers_content_types(server, pki, seeds):
                           st.sampled_from([b"0\r\n\r\n", b"5\r\nabc\r\n0\r\n\r\n", b"zz\r\n", b"FFFFFFFF\r\n"])))
     def check(method, version, headers, target, body):
         raw = http_message(method, target, headers, body, version)
-        names = {name.lower() for name, _ in headers}
+        names = {header[0].lower() for header in headers}
         # A declared body that never comes in full is cut off by body_timeout; HTTP-level
         # garbage may be refused by closing. Both are allowed "cut-offs".
         reply = check_reply(exchange(server.port, raw, method if method == b"HEAD" else b"GET",
@@ -388,8 +392,7 @@ def test_methods_headers_content_types(server, pki, seeds):
                             non_ocsp_200=target in (b"/healthz", b"/metrics"), head=method == b"HEAD",
                             what=repr(raw))
         if reply is not None and method in (b"PUT", b"DELETE", b"PATCH", b"TRACE") and version == b"HTTP/1.1" \
-                and target == b"/" and not body and not names & {b"content-length", b"transfer-encoding", b"host", b"bad name",
-                                                    b"\x00", b"x-long", b"expect", b"connection", b"upgrade"}:
+                and target == b"/" and not body and not names & HEADERS_THAT_CHANGE_THE_ANSWER:
             assert reply[0] == 405, reply[:2]
 
     check()
@@ -460,8 +463,7 @@ def test_slow_loris_headers_are_cut_off(server, pki):
 
 def test_slow_body_is_cut_off(server, seeds):
     body = seeds[0]
-    head = http_message(b"POST", b"/", [(b"Content-Type", b"application/ocsp-request"),
-                                         (b"Content-Length", str(len(body)).encode())])
+    head = http_message(b"POST", b"/", post_headers(body))
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(head + body[:10])  # the rest never comes
         data, seconds = read_until_closed(sock, BODY_TIMEOUT + 4)
@@ -475,10 +477,9 @@ def test_client_vanishing_mid_request(server, pki, seeds):
     routine on the Internet: no error, no internalError counted, nothing in the way of the
     next client."""
     body = seeds[0]
-    head = http_message(b"POST", b"/", [(b"Content-Type", b"application/ocsp-request"),
-                                         (b"Content-Length", str(len(body)).encode())])
+    head = http_message(b"POST", b"/", post_headers(body))
     for cut in (head[:20], head + body[:10], head + body):
-        for _ in range(5):
+        for _attempt in range(5):
             with socket.create_connection(("127.0.0.1", server.port)) as sock:
                 sock.sendall(cut)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST

@@ -215,7 +215,7 @@ def java_classes(tmp_path_factory):
 @pytest.mark.parametrize("leaf", LEAVES)
 def test_java_pkix(pki, url, java_classes, exchange, leaf, nonce_bytes, method):
     _check(clients.java_pkix(pki, leaf, url, java_classes, nonce_bytes=nonce_bytes), leaf, "java")
-    _, request, _ = exchange(method, "sha1", nonce=bool(nonce_bytes), status=leaf)
+    request = exchange(method, "sha1", nonce=bool(nonce_bytes), status=leaf)[1]
     if nonce_bytes:
         assert len(_nonce(request.extensions)) == nonce_bytes
 
