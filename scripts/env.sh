@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts: the environment every command of this project runs in.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PKIOPS_ROOT="$root"

@@ -74,7 +74,7 @@ def run_playbook(playbook, *, check=False, diff=False, extra_vars=None, inventor
             cmd += ["-e", json.dumps(extra_vars)]
         cmd += list(args)
         proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(results_file),
-                              cwd=cwd or ROOT, timeout=timeout)
+                              cwd=cwd or ROOT, timeout=timeout, check=False)
         results = []
         if os.path.exists(results_file):
             with open(results_file, encoding="utf-8") as handle:
