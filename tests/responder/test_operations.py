@@ -251,8 +251,8 @@ def test_worker_processes(pki, start_responder):
     request = ocsp_request_der(pki, pki.good, nonce=False)
     for _ in range(20):
         assert cert_status(responder, request) == "good"
-    served_by = {r["pid"] for r in responder.log_records() if r.get("msg") == "request"}
-    assert served_by <= pids
+    served_by = wait_for(lambda: {r["pid"] for r in responder.log_records() if r.get("msg") == "request"}, timeout=3)
+    assert served_by and served_by <= pids
     # Counters are summed over the workers, whichever answers the scrape.
     metrics = responder.metrics()
     assert re.search(r'ocsp_requests_total\{method="POST",status="good"\} 20\.0', metrics), metrics

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import shutil
@@ -21,45 +20,10 @@ from typing import List
 
 from . import __version__
 from .config import Config, ConfigError, ListenAddress, load_config
+from .logs import setup_logging
 
 SHUTDOWN_GRACE = 10.0
 log = logging.getLogger("ocsp_responder")
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "pid": record.process,
-        }
-        entry.update(getattr(record, "fields", None) or {})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
-
-
-class TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        fields = getattr(record, "fields", None)
-        if fields:
-            text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
-        return text
-
-
-def setup_logging(config: Config) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if config.log.format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(config.log.level.upper())
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
 def bind(address: ListenAddress, reuse_port: bool) -> socket.socket:
@@ -128,6 +92,7 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     except (asyncio.CancelledError, Exception):
         pass
     responder.close()
+    frontend.request_log.flush()
     log.info("stopped")
 
 
@@ -248,7 +213,7 @@ def main(argv=None) -> int:
         if not problems:
             print(f"ocsp_responder: configuration OK ({len(config.issuers)} issuer(s))")
         return 2 if problems else 0
-    setup_logging(config)
+    setup_logging(config.log.level, config.log.format)
     if config.workers > 1:
         problems = check_config(config)
         if problems:

@@ -18,9 +18,9 @@ from aiohttp import web
 
 from . import protocol
 from .config import Config
+from .logs import RequestLog
 from .responses import Answer, Responder
 
-access_log = logging.getLogger("ocsp_responder.access")
 
 OCSP_RESPONSE = "application/ocsp-response"
 OCSP_REQUEST = "application/ocsp-request"
@@ -62,7 +62,9 @@ class HttpFrontend:
         self.prefix = prefix + "/"          # GET: /prefix/<base64>
         self.post_paths = {prefix or "/", prefix + "/"}
         self.serve_metrics = metrics is not None and config.metrics.enabled and config.metrics.listen is None
-        self.log_requests = config.log.requests
+        # Request lines are info-level: a level above info turns them off too.
+        self.log_requests = config.log.requests and config.log.level in ("debug", "info")
+        self.request_log = RequestLog(config.log.format)
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -118,7 +120,7 @@ class HttpFrontend:
             if self.log_requests:
                 fields.update(method=method, http_status=response.status, status=outcome,
                               latency_ms=round(elapsed * 1000, 3), remote=request.remote)
-                access_log.info("request", extra={"fields": fields})
+                self.request_log.write(fields, asyncio.get_running_loop())
         return response
 
     async def _dispatch(self, request: web.BaseRequest, fields: dict):

@@ -2,9 +2,10 @@
 
 A normal request (one certificate, no nonce or nonces ignored) is a dictionary lookup
 of a pre-signed response. A nonce (policy ``echo``), several certificates in one
-request, or a cache miss cost a live signature, run on a thread pool (cryptography
-releases the GIL while signing) and bounded by ``limits.max_live_signings``: beyond it
-the answer is ``tryLater`` rather than an ever-growing queue."""
+request, or a cache miss cost a live signature: RSA ones on a thread pool when a single
+worker must use every core (cryptography releases the GIL while signing), the others
+inline. Live signatures are bounded by ``limits.max_live_signings``: beyond it the
+answer is ``tryLater`` rather than an ever-growing queue."""
 from __future__ import annotations
 
 import asyncio
@@ -195,9 +196,15 @@ class Responder:
                           nonce=nonce_extension is not None)
         self._live_in_flight += 1
         try:
-            loop = asyncio.get_running_loop()
-            der_out, this_update, next_update = await loop.run_in_executor(
-                self._live_pool, self.sign, issuer, [c.cert_id_der for c in request.certs], statuses, nonce_extension)
+            cert_ids = [c.cert_id_der for c in request.certs]
+            if issuer.signer.slow and config.workers == 1:
+                # One process: RSA signatures go to threads to use every core.
+                der_out, this_update, next_update = await asyncio.get_running_loop().run_in_executor(
+                    self._live_pool, self.sign, issuer, cert_ids, statuses, nonce_extension)
+            else:
+                # Fast keys, or one process per core already: the thread hand-off would
+                # cost more than it saves.
+                der_out, this_update, next_update = self.sign(issuer, cert_ids, statuses, nonce_extension)
         finally:
             self._live_in_flight -= 1
         self._count_signing(issuer, "live")
