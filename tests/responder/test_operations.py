@@ -242,9 +242,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_worker_processes(pki, start_responder):
+def test_worker_processes(pki_copy, start_responder):
+    pki = pki_copy
     port = free_port()
-    responder = start_responder(pki, listen=[f"127.0.0.1:{port}"], workers=2)
+    responder = start_responder(pki, listen=[f"127.0.0.1:{port}"], workers=2, reload_interval=60)
     assert wait_for(lambda: len([r for r in responder.log_records() if r.get("msg") == "ready"]) == 2, timeout=30)
     pids = {r["pid"] for r in responder.log_records() if r.get("msg") == "ready"}
     assert len(pids) == 2 and responder.process.pid not in pids
@@ -256,6 +257,11 @@ def test_worker_processes(pki, start_responder):
     # Counters are summed over the workers, whichever answers the scrape.
     metrics = responder.metrics()
     assert re.search(r'ocsp_requests_total\{method="POST",status="good"\} 20\.0', metrics), metrics
+    # SIGHUP to the master reaches every worker: no answer stays "good" after it.
+    pki.intermediate.revoke(pki.good)
+    responder.signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert {cert_status(responder, request) for _ in range(20)} == {"revoked"}
     responder.signal(signal.SIGTERM)
     assert responder.process.wait(20) == 0
 
