@@ -8,7 +8,9 @@ process is alive, answers a real client correctly and has logged no unexpected e
 Slow clients (trickled headers or body, idle connections) and oversized input are cut
 off by the configured limits.
 
-Raw sockets, not an HTTP library: the point is to send what libraries refuse to send."""
+Raw sockets, not an HTTP library: the point is to send what libraries refuse to send.
+About 3,700 examples in ~30 s here; each fuzz test also has a wall-clock budget (60 s)
+so a busy CI machine shortens the run rather than stretching it."""
 from __future__ import annotations
 
 import email.message
@@ -71,6 +73,26 @@ def _mark_log(request):
         _log_start[id(server)] = len(server.log_path.read_bytes())
 
 
+class Budget:
+    """A wall-clock cap on one fuzz test: past it, the remaining examples are drawn but
+    not sent, so a slow or busy machine shortens the run instead of stretching CI. A
+    run that got too few examples through fails rather than passing on next to nothing."""
+
+    def __init__(self, seconds: float, minimum: int):
+        self.deadline = time.monotonic() + seconds * SCALE
+        self.minimum = minimum
+        self.sent = 0
+
+    def spend(self) -> bool:
+        if time.monotonic() > self.deadline:
+            return False
+        self.sent += 1
+        return True
+
+    def assert_enough(self):
+        assert self.sent >= self.minimum, f"only {self.sent} examples within the time budget"
+
+
 def assert_still_serving(server, pki):
     assert server.process.poll() is None, f"responder died:\n{server.logs()[-4000:]}"
     result = openssl_ocsp(pki, server.url, pki.revoked)
@@ -131,6 +153,35 @@ def request_with_nonce(seed: bytes, nonce: bytes) -> bytes:
     extension = der_tlv(0x30, bytes.fromhex("06092b0601050507300102") + der_tlv(0x04, der_tlv(0x04, nonce)))
     tbs = der_tlv(0x30, der_tlv(0x30, cert_id) + der_tlv(0xA2, der_tlv(0x30, extension)))
     return der_tlv(0x30, tbs)
+
+
+def hits_known_bug(der: bytes) -> bool:
+    """A request whose CertID hash AlgorithmIdentifier has parameters other than NULL or
+    absent: the responder echoes them into a response cryptography cannot parse. That
+    bug has its own strict-xfail test (test_hash_algorithm_parameters_other_than_null);
+    the fuzz steps around it so that it keeps looking for new ones. Delete this filter
+    with the fix."""
+    from asn1crypto import ocsp as asn1_ocsp
+    try:
+        for single in asn1_ocsp.OCSPRequest.load(der)["tbs_request"]["request_list"]:
+            contents = single["req_cert"]["hash_algorithm"].contents  # OID TLV + parameters
+            if contents[:1] == b"\x06" and contents[2 + contents[1]:] not in (b"", b"\x05\x00"):
+                return True
+    except Exception:  # pylint: disable=broad-except  # not a request asn1crypto can read
+        return False
+    return False
+
+
+def get_path_der(target: bytes) -> bytes:
+    """The request in a GET path, decoded as leniently as the responder does."""
+    import base64
+    from urllib.parse import unquote_to_bytes
+    text = unquote_to_bytes(target.lstrip(b"/")).replace(b" ", b"+").replace(b"-", b"+").replace(b"_", b"/")
+    text = text.rstrip(b"=")
+    try:
+        return base64.b64decode(text + b"=" * (-len(text) % 4))
+    except ValueError:
+        return b""
 
 
 # --- strategies --------------------------------------------------------------------------
@@ -267,12 +318,15 @@ def check_reply(reply, *, allow_close=False, allow_304=False, non_ocsp_200=False
 def test_post_bodies(server, pki, seeds):
     """Random, truncated, mutated, mis-length, deeply nested and huge-nonce bodies."""
     statuses = {}
+    budget = Budget(60, minimum=400)
 
     @settings(max_examples=int(1500 * SCALE), **FUZZ_SETTINGS)
     @given(body=post_bodies(seeds),
            content_type=st.sampled_from([b"application/ocsp-request", b"Application/OCSP-Request",
                                          b"application/ocsp-request; charset=binary"]))
     def check(body, content_type):
+        if hits_known_bug(body) or not budget.spend():
+            return
         raw = http_message(b"POST", b"/", post_headers(body, content_type), body)
         reply = check_reply(exchange(server.port, raw, b"POST"), what=repr(body))
         if len(body) > MAX_BODY:
@@ -280,6 +334,7 @@ def test_post_bodies(server, pki, seeds):
         statuses[reply[0]] = statuses.get(reply[0], 0) + 1
 
     check()
+    budget.assert_enough()
     assert statuses.get(200, 0) > 100, statuses  # the fuzz reached the OCSP parser, not just HTTP
     assert_still_serving(server, pki)
 
@@ -333,10 +388,13 @@ def get_targets(draw, seeds):
 
 def test_get_paths(server, pki, seeds):
     """Bad base64, percent junk, raw control bytes, repeated slashes, very long paths."""
+    budget = Budget(45, minimum=300)
 
     @settings(max_examples=int(1200 * SCALE), **FUZZ_SETTINGS)
     @given(target=get_targets(seeds))
     def check(target):
+        if hits_known_bug(get_path_der(target)) or not budget.spend():
+            return
         raw = http_message(b"GET", target.replace(b"\r", b"").replace(b"\n", b""), [])
         # Bytes that break the request line itself (spaces, NUL) may make the HTTP parser
         # reject the connection; everything else must get an HTTP answer.
@@ -344,6 +402,7 @@ def test_get_paths(server, pki, seeds):
         check_reply(exchange(server.port, raw), allow_close=not line_safe, what=repr(target))
 
     check()
+    budget.assert_enough()
     assert_still_serving(server, pki)
 
 
@@ -375,6 +434,7 @@ def header_lists(draw):
 
 def test_methods_headers_content_types(server, pki, seeds):
     """Unusual methods, HTTP versions, conflicting and malformed headers, chunked bodies."""
+    budget = Budget(60, minimum=250)
 
     @settings(max_examples=int(1000 * SCALE), **FUZZ_SETTINGS)
     @given(method=st.sampled_from(TOKENS), version=st.sampled_from(VERSIONS), headers=header_lists(),
@@ -382,6 +442,8 @@ def test_methods_headers_content_types(server, pki, seeds):
            body=st.one_of(st.just(b""), st.sampled_from(seeds), st.binary(max_size=300),
                           st.sampled_from([b"0\r\n\r\n", b"5\r\nabc\r\n0\r\n\r\n", b"zz\r\n", b"FFFFFFFF\r\n"])))
     def check(method, version, headers, target, body):
+        if hits_known_bug(body) or not budget.spend():
+            return
         raw = http_message(method, target, headers, body, version)
         names = {header[0].lower() for header in headers}
         # A declared body that never comes in full is cut off by body_timeout; HTTP-level
@@ -396,6 +458,7 @@ def test_methods_headers_content_types(server, pki, seeds):
             assert reply[0] == 405, reply[:2]
 
     check()
+    budget.assert_enough()
     assert_still_serving(server, pki)
 
 
