@@ -275,3 +275,17 @@ def test_head_ipv6_and_separate_metrics_listener(pki, start_responder):
     metrics_address = next(r["address"] for r in responder.log_records() if r.get("msg") == "metrics listening")
     with urllib.request.urlopen(f"http://{metrics_address}/prom", timeout=5) as response:
         assert 'ocsp_requests_total{method="HEAD",status="good"} 1.0' in response.read().decode()
+
+
+def test_client_hanging_up_mid_body_is_not_an_error(pki, responder):
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    with socket.create_connection((responder.host, responder.port), timeout=5) as sock:
+        sock.sendall(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(request) + request[:10])
+        time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    time.sleep(0.3)
+    metrics = responder.metrics()
+    assert 'status="internalError"' not in metrics
+    assert 'ocsp_requests_total{method="POST",status="client_closed"} 1.0' in metrics
+    assert "Traceback" not in responder.logs()

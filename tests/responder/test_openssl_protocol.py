@@ -199,3 +199,22 @@ def test_response_times_and_signer(pki, responder, tmp_path):
     assert response["tbs_response_data"]["responder_id"].name == "by_key"
     certs = response["certs"]
     assert len(certs) == 1 and certs[0].subject.native["common_name"] == "ocsp-signer"
+
+
+@pytest.mark.parametrize("parameters", [b"\x04\x00", b"\x30\x00", b"\x0c\x00"])
+def test_hash_parameters_other_than_null_are_malformed(pki, responder, tmp_path, parameters):
+    request = ocsp_request_der(pki, pki.good, digest="sha256", nonce=False, tmp=tmp_path)
+    sha256_null = bytes.fromhex("0609608648016503040201") + b"\x05\x00"
+    assert sha256_null in request
+    body = request.replace(sha256_null, sha256_null[:-2] + parameters)  # same length: enclosing lengths hold
+    assert responder.http("/", data=body, headers=OCSP_REQUEST)[2] == bytes.fromhex("30030a0101")
+
+
+def test_absent_hash_parameters_accepted_and_echoed(pki, responder, tmp_path):
+    request = ocsp_request_der(pki, pki.good, digest="sha1", nonce=False, tmp=tmp_path)
+    cert_id = ocsp.OCSPRequest.load(request)["tbs_request"]["request_list"][0]["req_cert"]
+    without = ocsp.CertId({"hash_algorithm": {"algorithm": "sha1"}, "issuer_name_hash": cert_id["issuer_name_hash"],
+                           "issuer_key_hash": cert_id["issuer_key_hash"], "serial_number": cert_id["serial_number"]})
+    body = ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": without}]}}).dump()
+    single = basic(responder.http("/", data=body, headers=OCSP_REQUEST)[2])["tbs_response_data"]["responses"][0]
+    assert single["cert_id"].dump() == without.dump() and single["cert_status"].name == "good"

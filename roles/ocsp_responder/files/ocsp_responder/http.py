@@ -165,6 +165,12 @@ class HttpFrontend:
             response = _plain(408, "request body timeout")
             response.force_close()
             return response, "http_408"
+        except ConnectionError:
+            # The client went away mid-body: routine on the Internet, not our failure
+            # (no traceback, not internalError). The reply is never delivered.
+            response = _plain(400, "connection closed by client")
+            response.force_close()
+            return response, "client_closed"
         if body is None:
             response = _plain(413, "request too large")
             response.force_close()

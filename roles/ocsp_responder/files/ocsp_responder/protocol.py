@@ -134,6 +134,11 @@ def parse_request(der: bytes, max_certs: int) -> OcspRequest:
         for single in request_list:
             cert_id = single["req_cert"]
             algorithm = cert_id["hash_algorithm"]["algorithm"]
+            parameters = cert_id["hash_algorithm"]["parameters"]
+            # RFC 5754 §2: absent or NULL. Anything else would be echoed in the CertID of
+            # a response that clients' parsers reject.
+            if not isinstance(parameters, core.Void) and parameters.dump() != b"\x05\x00":
+                raise MalformedRequest("hash algorithm parameters other than NULL")
             name = algorithm.native
             certs.append(CertRequest(
                 hash_algorithm=name if name in HASH_OIDS else algorithm.dotted,
