@@ -170,6 +170,8 @@ def test_oversize_chunked_body_413(responder):
 
 def test_oversize_get_path_rejected(responder):
     assert 400 <= responder.http("/ocsp/" + "A" * 10000)[0] < 500
+    # The client's error is one line in the log, not an error with a traceback.
+    assert wait_log(responder, lambda r: r.get("msg", "").startswith("bad HTTP request") and r["level"] == "info")
 
 
 def test_keep_alive_http11(pki, responder):
@@ -180,6 +182,15 @@ def test_keep_alive_http11(pki, responder):
         response = connection.getresponse()
         assert response.status == 200 and answered_serial(response.read()) == int(pki.good.serial, 16)
     connection.close()
+
+
+def wait_log(responder, predicate, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(predicate(record) for record in responder.log_records()):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _raw_exchange(responder, payload: bytes, timeout: float = 5) -> bytes:

@@ -45,6 +45,23 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (line too long, bad header, broken
+    chunking: the client's fault, answered 400) at ERROR with a traceback. On a public
+    port that is noise: keep one info line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            from aiohttp.http_exceptions import HttpProcessingError
+
+            if isinstance(exc, HttpProcessingError):
+                record.msg, record.args = "bad HTTP request: %s", (str(exc).splitlines()[0][:200],)
+                record.exc_info = record.exc_text = None
+                record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -55,6 +72,7 @@ def setup_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
 
 
 class RequestLog:
