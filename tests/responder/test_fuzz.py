@@ -44,7 +44,7 @@ MAX_GET_PATH = 2048
 ALLOWED_OCSP_STATUSES = {ocsp.OCSPResponseStatus.SUCCESSFUL, ocsp.OCSPResponseStatus.MALFORMED_REQUEST,
                          ocsp.OCSPResponseStatus.UNAUTHORIZED}
 # Deterministic by default so CI is reproducible; PKIOPS_FUZZ_RANDOM=1 explores new
-# inputs (how the CertID-parameters bug below was found), PKIOPS_FUZZ_SCALE multiplies
+# inputs (how the CertID-parameters bug tested below was found), PKIOPS_FUZZ_SCALE multiplies
 # the example counts.
 SCALE = float(os.environ.get("PKIOPS_FUZZ_SCALE", "1"))
 FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=os.environ.get("PKIOPS_FUZZ_RANDOM") != "1",
@@ -153,35 +153,6 @@ def request_with_nonce(seed: bytes, nonce: bytes) -> bytes:
     extension = der_tlv(0x30, bytes.fromhex("06092b0601050507300102") + der_tlv(0x04, der_tlv(0x04, nonce)))
     tbs = der_tlv(0x30, der_tlv(0x30, cert_id) + der_tlv(0xA2, der_tlv(0x30, extension)))
     return der_tlv(0x30, tbs)
-
-
-def hits_known_bug(der: bytes) -> bool:
-    """A request whose CertID hash AlgorithmIdentifier has parameters other than NULL or
-    absent: the responder echoes them into a response cryptography cannot parse. That
-    bug has its own strict-xfail test (test_hash_algorithm_parameters_other_than_null);
-    the fuzz steps around it so that it keeps looking for new ones. Delete this filter
-    with the fix."""
-    from asn1crypto import ocsp as asn1_ocsp
-    try:
-        for single in asn1_ocsp.OCSPRequest.load(der)["tbs_request"]["request_list"]:
-            contents = single["req_cert"]["hash_algorithm"].contents  # OID TLV + parameters
-            if contents[:1] == b"\x06" and contents[2 + contents[1]:] not in (b"", b"\x05\x00"):
-                return True
-    except Exception:  # pylint: disable=broad-except  # not a request asn1crypto can read
-        return False
-    return False
-
-
-def get_path_der(target: bytes) -> bytes:
-    """The request in a GET path, decoded as leniently as the responder does."""
-    import base64
-    from urllib.parse import unquote_to_bytes
-    text = unquote_to_bytes(target.lstrip(b"/")).replace(b" ", b"+").replace(b"-", b"+").replace(b"_", b"/")
-    text = text.rstrip(b"=")
-    try:
-        return base64.b64decode(text + b"=" * (-len(text) % 4))
-    except ValueError:
-        return b""
 
 
 # --- strategies --------------------------------------------------------------------------
@@ -325,7 +296,7 @@ def test_post_bodies(server, pki, seeds):
            content_type=st.sampled_from([b"application/ocsp-request", b"Application/OCSP-Request",
                                          b"application/ocsp-request; charset=binary"]))
     def check(body, content_type):
-        if hits_known_bug(body) or not budget.spend():
+        if not budget.spend():
             return
         raw = http_message(b"POST", b"/", post_headers(body, content_type), body)
         reply = check_reply(exchange(server.port, raw, b"POST"), what=repr(body))
@@ -342,23 +313,18 @@ def test_post_bodies(server, pki, seeds):
 SHA256_NULL = bytes.fromhex("0609608648016503040201") + b"\x05\x00"
 
 
-ECHOED_BAD_PARAMETERS = pytest.mark.xfail(
-    strict=True, reason="known bug: protocol.parse_request accepts any hash AlgorithmIdentifier parameters and the "
-    "CertID is echoed byte for byte into a response cryptography cannot parse; want malformedRequest")
-
-
 @pytest.mark.parametrize("parameters", [b"\x04\x00", b"\x0c\x00", b"\x30\x00"],
                          ids=["octet-string", "utf8string", "sequence"])
-@ECHOED_BAD_PARAMETERS
 def test_hash_algorithm_parameters_other_than_null(server, seeds, parameters):
-    """Found by test_post_bodies: a CertID whose SHA-256 AlgorithmIdentifier carries
-    parameters other than NULL/absent (RFC 5754 §2) must not come back echoed in a
-    response that parsers reject: malformedRequest, or a response that parses."""
-    # With a nonce, so the answer is signed for this request rather than looked up.
+    """Found by test_post_bodies (fixed in de4dfc9): a CertID whose SHA-256
+    AlgorithmIdentifier carries parameters other than NULL/absent (RFC 5754 §2) must not
+    come back echoed in a response that parsers reject: it is a malformedRequest."""
+    # With a nonce, so the answer would be signed for this very request, CertID and all.
     seed = next(der for der in seeds if SHA256_NULL in der and b"\x01" * 16 in der)
     body = seed.replace(SHA256_NULL, SHA256_NULL[:-2] + parameters)
     raw = http_message(b"POST", b"/", post_headers(body), body)
-    check_reply(exchange(server.port, raw, b"POST"), what=repr(body))
+    reply = check_reply(exchange(server.port, raw, b"POST"), what=repr(body))
+    assert ocsp.load_der_ocsp_response(reply[2]).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
 PERCENT_JUNK = [b"%", b"%0", b"%zz", b"%ff%fe", b"%00", b"%2", b"%%", b"%C0%AF", b"%E2%82", b"%2F", b"%2B", b"%3D",
@@ -393,7 +359,7 @@ def test_get_paths(server, pki, seeds):
     @settings(max_examples=int(1200 * SCALE), **FUZZ_SETTINGS)
     @given(target=get_targets(seeds))
     def check(target):
-        if hits_known_bug(get_path_der(target)) or not budget.spend():
+        if not budget.spend():
             return
         raw = http_message(b"GET", target.replace(b"\r", b"").replace(b"\n", b""), [])
         # Bytes that break the request line itself (spaces, NUL) may make the HTTP parser
@@ -442,7 +408,7 @@ def test_methods_headers_content_types(server, pki, seeds):
            body=st.one_of(st.just(b""), st.sampled_from(seeds), st.binary(max_size=300),
                           st.sampled_from([b"0\r\n\r\n", b"5\r\nabc\r\n0\r\n\r\n", b"zz\r\n", b"FFFFFFFF\r\n"])))
     def check(method, version, headers, target, body):
-        if hits_known_bug(body) or not budget.spend():
+        if not budget.spend():
             return
         raw = http_message(method, target, headers, body, version)
         names = {header[0].lower() for header in headers}
@@ -533,12 +499,10 @@ def test_slow_body_is_cut_off(server, seeds):
     assert_cut_off(data, seconds, BODY_TIMEOUT + 4, "stalled body")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: a client resetting mid-body surfaces as ConnectionResetError "
-                   "in http.py _read_body, logged as 'unexpected error' with a traceback and counted internalError")
 def test_client_vanishing_mid_request(server, pki, seeds):
     """Clients that hang up half-way (mid-headers, mid-body, right after the request) are
     routine on the Internet: no error, no internalError counted, nothing in the way of the
-    next client."""
+    next client. (Found by this file; fixed in de4dfc9.)"""
     body = seeds[0]
     head = http_message(b"POST", b"/", post_headers(body))
     for cut in (head[:20], head + body[:10], head + body):
