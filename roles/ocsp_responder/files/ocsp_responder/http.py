@@ -36,7 +36,9 @@ def decode_get_path(tail: str) -> bytes:
     and proxies do to base64 in a URL: percent-encoding of any character, ``+`` left raw
     or turned into a space, missing ``=`` padding, leading or repeated slashes, and the
     URL-safe alphabet."""
-    text = unquote(tail.lstrip("/"), errors="strict")
+    text = tail.lstrip("/")
+    if "%" in text:
+        text = unquote(text, errors="strict")
     text = text.replace(" ", "+").replace("-", "+").replace("_", "/").rstrip("=")
     if not text:
         raise BadGetPath("empty request")

@@ -17,8 +17,14 @@ FLUSH_INTERVAL = 0.2
 FLUSH_BYTES = 64 * 1024
 
 
+_second_cache = [-1, ""]
+
+
 def _timestamp(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + ".%03dZ" % (int(created * 1000) % 1000)
+    second = int(created)
+    if second != _second_cache[0]:  # strftime once per second, not per request line
+        _second_cache[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return _second_cache[1] + ".%03dZ" % (int(created * 1000) % 1000)
 
 
 class JsonFormatter(logging.Formatter):
