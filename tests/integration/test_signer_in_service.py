@@ -118,8 +118,6 @@ def test_wait_tasks_fail_when_the_responder_serves_something_else(running, tmp_p
     assert "expected" in run.task("Wait until the responder signs with the certificate on disk")["stdout"]
 
 
-@pytest.mark.xfail(strict=True, reason="the responder's SIGHUP reloads indexes only, not the signer "
-                                       "certificate and key (reported to the responder's owner)")
 def test_sighup_puts_a_rotated_signer_in_service(tmp_path):
     pki = build_pki(tmp_path / "pki")
     responder = launch_responder(tmp_path, base_config(pki))

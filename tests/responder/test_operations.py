@@ -1,8 +1,10 @@
 """Operating the responder: live reload after ``openssl ca -revoke``, corrupt indexes,
-signals, start-up checks of the signer, key types, encrypted keys, worker processes."""
+signals (SIGHUP signer rotation included), start-up checks of the signer, key types,
+encrypted keys, worker processes."""
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,9 +14,11 @@ import time
 import pytest
 
 try:
-    from .conftest import base_config, ocsp_request_der, openssl_ocsp, responder_command, responder_env, write_config
+    from .conftest import (Leaf, base_config, ocsp_request_der, openssl_ocsp, responder_command, responder_env,
+                           run, write_config)
 except ImportError:  # tests/responder is not a package: pytest put this directory on sys.path
-    from conftest import base_config, ocsp_request_der, openssl_ocsp, responder_command, responder_env, write_config
+    from conftest import (Leaf, base_config, ocsp_request_der, openssl_ocsp, responder_command, responder_env,
+                          run, write_config)
 
 from asn1crypto import ocsp
 
@@ -27,6 +31,17 @@ def cert_status(responder, request: bytes) -> str:
     response = ocsp.OCSPResponse.load(body)
     assert response["response_status"].native == "successful", response["response_status"].native
     return response["response_bytes"]["response"].parsed["tbs_response_data"]["responses"][0]["cert_status"].name
+
+
+def embedded_signer_serial(body: bytes) -> int:
+    basic = ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed
+    return basic["certs"][0].serial_number
+
+
+def unhealthy(responder):
+    """The health reply when it is 503, else None (for wait_for)."""
+    reply = responder.health()
+    return reply if reply[0] == 503 else None
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05):
@@ -53,7 +68,7 @@ def test_revocation_served_within_2s_without_failed_requests(pki_copy, start_res
             except Exception as exc:  # noqa: BLE001 - every failure is a finding
                 failures.append(repr(exc))
 
-    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    threads = [threading.Thread(target=hammer) for _thread in range(3)]
     for thread in threads:
         thread.start()
     time.sleep(0.3)
@@ -86,7 +101,7 @@ def test_corrupt_index_keeps_last_good_data_and_turns_health_red(pki_copy, start
     index = pki_copy.intermediate.index
     good_content = index.read_bytes()
     index.write_bytes(good_content + b"R\tgarbage line without the right fields\n")
-    status, report = wait_for(lambda: (lambda h: h if h[0] == 503 else None)(responder.health()), timeout=3)
+    status, report = wait_for(lambda: unhealthy(responder), timeout=3)
     assert status == 503 and "line 5" in report["issuers"]["intermediate"]["error"]
     # Last good data still served.
     assert cert_status(responder, ocsp_request_der(pki_copy, pki_copy.revoked, nonce=False)) == "revoked"
@@ -143,7 +158,7 @@ def test_sigterm_finishes_request_in_flight(pki, start_responder):
 def run_check_config(tmp_path, config: dict) -> subprocess.CompletedProcess:
     path = write_config(tmp_path, config)
     return subprocess.run(responder_command(path, "--check-config"), capture_output=True, text=True,
-                          env=responder_env(), timeout=60)
+                          env=responder_env(), timeout=60, check=False)
 
 
 def test_check_config_ok(pki, tmp_path):
@@ -250,7 +265,7 @@ def test_worker_processes(pki_copy, start_responder):
     pids = {r["pid"] for r in responder.log_records() if r.get("msg") == "ready"}
     assert len(pids) == 2 and responder.process.pid not in pids
     request = ocsp_request_der(pki, pki.good, nonce=False)
-    for _ in range(20):
+    for _attempt in range(20):
         assert cert_status(responder, request) == "good"
     served_by = wait_for(lambda: {r["pid"] for r in responder.log_records() if r.get("msg") == "request"}, timeout=3)
     assert served_by and served_by <= pids
@@ -261,7 +276,14 @@ def test_worker_processes(pki_copy, start_responder):
     pki.intermediate.revoke(pki.good)
     responder.signal(signal.SIGHUP)
     time.sleep(1.0)
-    assert {cert_status(responder, request) for _ in range(20)} == {"revoked"}
+    assert {cert_status(responder, request) for _attempt in range(20)} == {"revoked"}
+    # ... and every worker puts a rotated signer in service.
+    new_serial = put_in_place(renewed_signer(pki, new_key=True), pki.signer)
+    responder.signal(signal.SIGHUP)
+    time.sleep(1.0)
+    served = {embedded_signer_serial(responder.http("/", data=request, headers=OCSP_REQUEST)[2])
+              for _attempt in range(20)}
+    assert served == {new_serial}
     responder.signal(signal.SIGTERM)
     assert responder.process.wait(20) == 0
 
@@ -292,3 +314,114 @@ def test_two_issuers_each_with_its_signer(pki, start_responder):
     assert "Response verify OK" in result.stdout + result.stderr and f"{pki.revoked.cert}: revoked" in result.stdout
     health = responder.health()[1]
     assert set(health["issuers"]) == {"root", "intermediate"}
+
+
+# --- SIGHUP signer rotation -------------------------------------------------------------
+
+def renewed_signer(pki, new_key: bool, extensions: str = "ocsp") -> Leaf:
+    """A new signer certificate from the intermediate: for the same key (a renewal) or a
+    new one (a re-key), written next to the files in service."""
+    if new_key:
+        return pki.intermediate.issue(f"signer-{time.monotonic_ns()}", extensions=extensions)
+    csr = pki.base / "renewed-signer.csr.pem"
+    run(["openssl", "req", "-new", "-key", str(pki.signer.key), "-subj", "/CN=pkiops renewed OCSP signer",
+         "-out", str(csr)])
+    cert = pki.intermediate.sign_csr(csr, pki.base / "renewed-signer.cert.pem", extensions)
+    return Leaf("renewed", cert, pki.signer.key, "")
+
+
+def put_in_place(source: Leaf, target: Leaf) -> int:
+    """What the role does on a rotation: replace the files the config names (by rename,
+    key first). Returns the serial of the new certificate."""
+    for new, old in ((source.key, target.key), (source.cert, target.cert)):
+        if new != old:
+            staged = old.with_name(old.name + ".new")
+            shutil.copy(new, staged)
+            staged.replace(old)
+    return int(run(["openssl", "x509", "-in", str(target.cert), "-noout", "-serial"]).stdout.strip().split("=")[1], 16)
+
+
+def served_signer(pki, responder, tmp_path, nonce: bool) -> int:
+    """Serial of the certificate embedded in a response fetched by ``openssl ocsp``, after
+    it verified that response (status good, signature, chain to the root)."""
+    out = tmp_path / f"resp-{time.monotonic_ns()}.der"
+    result = openssl_ocsp(pki, responder.url, pki.good, nonce=nonce, extra=("-respout", str(out)))
+    assert "Response verify OK" in result.stdout + result.stderr, result.stdout + result.stderr
+    assert f"{pki.good.cert}: good" in result.stdout
+    return embedded_signer_serial(out.read_bytes())
+
+
+@pytest.mark.parametrize("new_key", [False, True], ids=["same-key", "new-key"])
+def test_sighup_puts_rotated_signer_in_service(pki_copy, start_responder, tmp_path, new_key):
+    pki = pki_copy
+    responder = start_responder(pki, reload_interval=60)
+    old_serial = served_signer(pki, responder, tmp_path, nonce=False)
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    seen, failures, stop = [], [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                status, _headers, body = responder.http("/", data=request, headers=OCSP_REQUEST)
+                assert status == 200 and ocsp.OCSPResponse.load(body)["response_status"].native == "successful"
+                seen.append(embedded_signer_serial(body))
+            except Exception as exc:  # noqa: BLE001 - every failure is a finding
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _thread in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        new_serial = put_in_place(renewed_signer(pki, new_key), pki.signer)
+        assert new_serial != old_serial
+        responder.signal(signal.SIGHUP)
+        signalled = time.monotonic()
+        # Cached (nonce-free) and live (nonce) answers both come from the new signer.
+        assert wait_for(lambda: served_signer(pki, responder, tmp_path, nonce=False) == new_serial, timeout=3)
+        assert time.monotonic() - signalled <= 2.0
+        assert served_signer(pki, responder, tmp_path, nonce=True) == new_serial
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert seen and set(seen) <= {old_serial, new_serial} and seen[-1] == new_serial
+    assert responder.health()[1]["issuers"]["intermediate"]["signer_serial"] == format(new_serial, "X")
+    assert re.search(r'ocsp_signer_reloads_total\{issuer="intermediate",result="ok"\} 1\.0', responder.metrics())
+    assert any(r.get("msg") == "signer replaced" for r in responder.log_records())
+
+
+def test_sighup_with_broken_signer_keeps_the_old_one(pki_copy, start_responder, tmp_path):
+    pki = pki_copy
+    responder = start_responder(pki, reload_interval=60)
+    old_serial = served_signer(pki, responder, tmp_path, nonce=False)
+    backup = Leaf("backup", tmp_path / "signer.cert.pem", tmp_path / "signer.key.pem", "")
+    put_in_place(pki.signer, backup)
+    put_in_place(renewed_signer(pki, new_key=True, extensions="ocsp_without_eku"), pki.signer)
+    responder.signal(signal.SIGHUP)
+    status, report = wait_for(lambda: unhealthy(responder), timeout=3)
+    issuer = report["issuers"]["intermediate"]
+    assert status == 503 and "lacks the OCSPSigning extended key usage" in issuer["signer_error"], issuer
+    assert "previous signer in service" in issuer["reason"]
+    assert issuer["signer_serial"] == format(old_serial, "X")
+    for nonce in (False, True):
+        assert served_signer(pki, responder, tmp_path, nonce=nonce) == old_serial
+    metrics = responder.metrics()
+    assert 'ocsp_signer_load_error{issuer="intermediate"} 1.0' in metrics
+    assert re.search(r'ocsp_signer_reloads_total\{issuer="intermediate",result="error"\} 1\.0', metrics)
+    errors = [r for r in responder.log_records() if r.get("level") == "error"]
+    assert any("lacks the OCSPSigning" in r.get("msg", "") for r in errors), errors
+    assert "PRIVATE KEY" not in responder.logs()
+    # A key that does not match the certificate is refused the same way.
+    put_in_place(Leaf("mismatched", backup.cert, pki.good.key, ""), pki.signer)
+    responder.signal(signal.SIGHUP)
+    assert wait_for(lambda: "does not match" in (responder.health()[1]["issuers"]["intermediate"]["signer_error"]
+                                                  or ""), timeout=3)
+    assert served_signer(pki, responder, tmp_path, nonce=True) == old_serial
+    # The good files back in place: healthy again, same signer.
+    put_in_place(backup, pki.signer)
+    responder.signal(signal.SIGHUP)
+    assert wait_for(lambda: responder.health()[0] == 200, timeout=3)
+    assert responder.health()[1]["issuers"]["intermediate"]["signer_error"] is None

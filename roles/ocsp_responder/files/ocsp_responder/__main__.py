@@ -1,6 +1,6 @@
 """``python -m ocsp_responder --config FILE [--check-config]``
 
-Signals: SIGHUP reloads every index now; SIGTERM/SIGINT stop accepting, finish the
+Signals: SIGHUP reloads every signer (certificate, key, CA certificate) and index now; SIGTERM/SIGINT stop accepting, finish the
 requests in flight (up to ``SHUTDOWN_GRACE`` seconds) and exit 0. With ``workers > 1`` a
 master process forks the workers (each binds the listen addresses with SO_REUSEPORT so
 the kernel spreads connections), forwards signals and restarts a worker that dies."""
@@ -70,8 +70,8 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
 
     def on_hup():
-        log.info("SIGHUP: reloading indexes")
-        asyncio.ensure_future(responder.reload(force=True))
+        log.info("SIGHUP: reloading signers and indexes")
+        asyncio.ensure_future(responder.reload(force=True, signers=True))
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     background = asyncio.ensure_future(responder.run_background())

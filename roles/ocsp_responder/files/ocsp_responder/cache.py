@@ -8,7 +8,7 @@ and nothing past its nextUpdate is ever served."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Dict, Hashable, Iterator, List, Optional, Tuple
 
@@ -29,13 +29,14 @@ class SignedResponse:
     etag: str
     last_modified: str        # HTTP-date of thisUpdate
     expires: str              # HTTP-date of nextUpdate
+    signer: object = field(default=None, compare=False)  # the Signer that signed it (rotation check)
 
     @classmethod
     def create(cls, der: bytes, serial: int, status: Hashable, this_update: float,
-               next_update: float) -> "SignedResponse":
+               next_update: float, signer: object = None) -> "SignedResponse":
         return cls(der, serial, status, this_update, next_update,
                    '"' + hashlib.sha1(der).hexdigest() + '"',
-                   formatdate(this_update, usegmt=True), formatdate(next_update, usegmt=True))
+                   formatdate(this_update, usegmt=True), formatdate(next_update, usegmt=True), signer)
 
     def servable(self, now: float) -> bool:
         return now < self.next_update - EXPIRY_GUARD
@@ -74,6 +75,9 @@ class ResponseCache:
 
     def due_for_refresh(self, now: float, margin: float) -> List[Tuple[CacheKey, SignedResponse]]:
         return [(key, entry) for key, entry in self._entries.items() if entry.next_update - now < margin]
+
+    def entries_of(self, issuer_index: int) -> List[Tuple[CacheKey, SignedResponse]]:
+        return [(key, entry) for key, entry in list(self._entries.items()) if key[0] == issuer_index]
 
     def keys(self) -> Iterator[CacheKey]:
         return iter(list(self._entries))

@@ -35,6 +35,12 @@ class _IssuerStateCollector:
         error = GaugeMetricFamily("ocsp_index_load_error",
                                   "1 while the current index file cannot be loaded (last good data in service)",
                                   labels=["issuer"])
+        signer_error = GaugeMetricFamily("ocsp_signer_load_error",
+                                         "1 while the signer files on disk failed the checks at the last SIGHUP "
+                                         "(previous signer in service)", labels=["issuer"])
+        signer_expiry = GaugeMetricFamily("ocsp_signer_not_after_timestamp_seconds",
+                                          "notAfter of the signer certificate in service (POSIX time)",
+                                          labels=["issuer"])
         healthy = GaugeMetricFamily("ocsp_issuer_healthy", "1 when the issuer is loaded and fresh", labels=["issuer"])
         ok, report = responder.health()
         for issuer in responder.issuers:
@@ -45,10 +51,12 @@ class _IssuerStateCollector:
             if source.loaded_at is not None:
                 loaded.add_metric([issuer.name], source.loaded_at)
             error.add_metric([issuer.name], 1 if source.error else 0)
+            signer_error.add_metric([issuer.name], 1 if issuer.signer_error else 0)
+            signer_expiry.add_metric([issuer.name], issuer.signer.valid_until)
             healthy.add_metric([issuer.name], 1 if report[issuer.name]["ok"] else 0)
         cache = GaugeMetricFamily("ocsp_cache_entries", "Pre-signed responses held by this worker")
         cache.add_metric([], len(responder.cache))
-        yield from (entries, age, loaded, error, healthy, cache)
+        yield from (entries, age, loaded, error, signer_error, signer_expiry, healthy, cache)
 
 
 class Metrics:
@@ -71,9 +79,12 @@ class Metrics:
                                 "presign: ahead of requests or refresh)", ["issuer", "kind"], registry=register)
         self.reloads = Counter("ocsp_index_reloads_total", "Index loads by result", ["issuer", "result"],
                                registry=register)
+        self.signer_reloads = Counter("ocsp_signer_reloads_total", "Signer reloads (SIGHUP) by result",
+                                      ["issuer", "result"], registry=register)
         self.responder = None
         self._request_children: Dict[Tuple[str, str], tuple] = {}
         self._seen_reloads: Dict[str, Tuple[int, int]] = {}
+        self._seen_signer_reloads: Dict[str, Tuple[int, int]] = {}
         if self.multiprocess:
             from prometheus_client import multiprocess
             multiprocess.MultiProcessCollector(self.registry)
@@ -87,6 +98,15 @@ class Metrics:
         if source.reloads_failed > failed_before:
             self.reloads.labels(issuer=issuer.name, result="error").inc(source.reloads_failed - failed_before)
         self._seen_reloads[issuer.name] = (source.reloads_ok, source.reloads_failed)
+
+    def observe_signer_reloads(self, issuer) -> None:
+        ok_before, failed_before = self._seen_signer_reloads.get(issuer.name, (0, 0))
+        if issuer.signer_reloads_ok > ok_before:
+            self.signer_reloads.labels(issuer=issuer.name, result="ok").inc(issuer.signer_reloads_ok - ok_before)
+        if issuer.signer_reloads_failed > failed_before:
+            self.signer_reloads.labels(issuer=issuer.name, result="error").inc(
+                issuer.signer_reloads_failed - failed_before)
+        self._seen_signer_reloads[issuer.name] = (issuer.signer_reloads_ok, issuer.signer_reloads_failed)
 
     def observe_request(self, method: str, status: str, seconds: float) -> None:
         children = self._request_children.get((method, status))

@@ -20,7 +20,6 @@ from typing import Dict, List, Optional, Tuple
 
 from asn1crypto import core as asn1_core
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import serialization
 
 from . import protocol
 from .cache import ResponseCache, SignedResponse
@@ -43,11 +42,12 @@ class StartupError(Exception):
 class Issuer:
     index: int
     config: IssuerConfig
-    signer: object
+    signer: object            # replaced whole by a SIGHUP reload: read it once per use
     source: IndexSource
-    not_before: float
-    not_after: float
     cert_id_prefixes: Dict[str, bytes] = field(default_factory=dict)
+    signer_error: Optional[str] = None   # why the files on disk are not in service (SIGHUP)
+    signer_reloads_ok: int = 0
+    signer_reloads_failed: int = 0
 
     @property
     def name(self) -> str:
@@ -108,10 +108,8 @@ class Responder:
             raise StartupError(str(exc)) from None
         except OSError as exc:
             raise StartupError(f"issuers[{issuer_config.name}]: {exc.filename}: {exc.strerror}") from None
-        issuer = Issuer(index, issuer_config, signer, IndexSource(issuer_config.index, issuer_config.name),
-                        signer.cert.not_valid_before_utc.timestamp(), signer.not_after.timestamp())
-        ca_der = ca_cert.public_bytes(serialization.Encoding.DER)
-        for algorithm, (name_hash, key_hash) in _issuer_hashes(ca_der).items():
+        issuer = Issuer(index, issuer_config, signer, IndexSource(issuer_config.index, issuer_config.name))
+        for algorithm, (name_hash, key_hash) in _issuer_hashes(signer.ca_cert_der).items():
             self._by_cert_id[(algorithm, name_hash, key_hash)] = issuer
             issuer.cert_id_prefixes[algorithm] = cert_id_prefix(algorithm, (name_hash, key_hash))
         self.issuers.append(issuer)
@@ -144,7 +142,7 @@ class Responder:
             issuer, cert, serial_hex = known
             status = issuer.source.lookup(cert.serial)
             hit = self.cache.get((issuer.index, cert.cert_id_der), status, time.time())
-            if hit is not None:
+            if hit is not None and hit.signer is issuer.signer:  # else: signer rotated, see below
                 self._count("cache_hits")
                 return Answer(hit.der, status[0] if status else "unknown", issuer.name, [serial_hex],
                               cache_hit=True, cacheable=hit)
@@ -186,7 +184,11 @@ class Responder:
                     self._known_requests.clear()
                 self._known_requests[der] = (issuer, cert, serials[0])
             hit = self.cache.get(key, statuses[0], now)
-            if hit is not None:
+            # After a signer rotation an entry signed by the previous signer is replaced by
+            # a live signature; it is still a valid answer, so it is served when live
+            # signing is at its bound rather than failing the request with tryLater.
+            if hit is not None and (hit.signer is issuer.signer
+                                    or self._live_in_flight >= config.limits.max_live_signings):
                 self._count("cache_hits")
                 return Answer(hit.der, status_text, issuer.name, serials, cache_hit=True, cacheable=hit)
             self._count("cache_misses")
@@ -199,19 +201,20 @@ class Responder:
             cert_ids = [c.cert_id_der for c in request.certs]
             if issuer.signer.slow and config.workers == 1:
                 # One process: RSA signatures go to threads to use every core.
-                der_out, this_update, next_update = await asyncio.get_running_loop().run_in_executor(
+                der_out, this_update, next_update, signer = await asyncio.get_running_loop().run_in_executor(
                     self._live_pool, self.sign, issuer, cert_ids, statuses, nonce_extension)
             else:
                 # Fast keys, or one process per core already: the thread hand-off would
                 # cost more than it saves.
-                der_out, this_update, next_update = self.sign(issuer, cert_ids, statuses, nonce_extension)
+                der_out, this_update, next_update, signer = self.sign(issuer, cert_ids, statuses, nonce_extension)
         finally:
             self._live_in_flight -= 1
         self._count_signing(issuer, "live")
         answer = Answer(der_out, status_text, issuer.name, serials, nonce=nonce_extension is not None,
                         signed=(this_update, next_update))
         if cacheable and statuses[0] is not None:
-            entry = SignedResponse.create(der_out, request.certs[0].serial, statuses[0], this_update, next_update)
+            entry = SignedResponse.create(der_out, request.certs[0].serial, statuses[0], this_update, next_update,
+                                          signer)
             self.cache.put(key, entry)
             answer.cacheable = entry
         return answer
@@ -229,21 +232,22 @@ class Responder:
 
     def sign(self, issuer: Issuer, cert_ids: List[bytes], statuses, nonce_extension: Optional[bytes]):
         """Build and sign one response (thread-safe, no shared state). Returns
-        (DER, thisUpdate, nextUpdate) as POSIX seconds."""
+        (DER, thisUpdate, nextUpdate as POSIX seconds, the Signer used)."""
         config = self.config
+        signer = issuer.signer  # once: a SIGHUP may swap it meanwhile
         now = int(time.time())
         # Backdated for clients whose clock is behind, but never before the signer
         # certificate's notBefore (clients check the signer's validity too).
-        this_update = max(now - int(config.this_update_backdate), int(issuer.not_before))
-        next_update = min(now + int(config.response_validity), int(issuer.not_after))
+        this_update = max(now - int(config.this_update_backdate), int(signer.valid_from))
+        next_update = min(now + int(config.response_validity), int(signer.valid_until))
         this_dt = datetime.datetime.fromtimestamp(this_update, UTC)
         next_dt = datetime.datetime.fromtimestamp(next_update, UTC)
         singles = [protocol.single_response(self._single_answer(cert_id, status), this_dt, next_dt)
                    for cert_id, status in zip(cert_ids, statuses)]
         der = protocol.build_response(
-            issuer.signer, config.responder_id, singles, datetime.datetime.fromtimestamp(now, UTC),
+            signer, config.responder_id, singles, datetime.datetime.fromtimestamp(now, UTC),
             nonce_extension=nonce_extension, extended_revoke=config.unknown_serial_policy == "revoked")
-        return der, float(this_update), float(next_update)
+        return der, float(this_update), float(next_update), signer
 
     # --- background: index watching, pre-signing, refreshing ------------------------
 
@@ -262,8 +266,19 @@ class Responder:
             for task in tasks:
                 task.cancel()
 
-    async def reload(self, force: bool = True) -> None:
+    async def reload(self, force: bool = True, signers: bool = False) -> None:
+        """Re-read changed indexes (all of them with ``force``); with ``signers`` (SIGHUP)
+        first re-read every signer certificate, key and CA certificate."""
         loop = asyncio.get_running_loop()
+        if signers:
+            swapped = await loop.run_in_executor(self._background_pool, self.reload_signers)
+            if self.metrics is not None:
+                for issuer in self.issuers:
+                    self.metrics.observe_signer_reloads(issuer)
+            for issuer in swapped:
+                # Re-sign what the cache holds; until then a request costs a live signature.
+                for (_index, cert_id), entry in self.cache.entries_of(issuer.index):
+                    self._enqueue(issuer, cert_id, entry.serial)
         for issuer in self.issuers:
             changed = await loop.run_in_executor(self._background_pool, issuer.source.check, force)
             self._count_reload(issuer)
@@ -271,6 +286,44 @@ class Responder:
                 # Entries of changed serials stop being served at once (cache.get compares
                 # the status); re-signing them now keeps the next request a hit.
                 self._queue_presign(issuer, changed)
+
+    def reload_signers(self) -> List[Issuer]:
+        """Load each issuer's signer files again with the start-up checks. A signer that
+        passes replaces the one in service in one assignment; one that fails leaves the
+        one in service untouched and sets ``signer_error``. Returns the issuers whose
+        signer changed."""
+        changed = []
+        for issuer in self.issuers:
+            current = issuer.signer
+            try:
+                ca_cert = load_certificate(issuer.config.ca_cert)
+                signer = load_signer(issuer.config, ca_cert)
+                if _issuer_hashes(signer.ca_cert_der) != _issuer_hashes(current.ca_cert_der):
+                    raise SignerError(f"issuers[{issuer.name}].ca_cert {issuer.config.ca_cert}: another CA "
+                                      "(subject or key differs) than the one in service; restart to serve it")
+            except SignerError as exc:
+                self._signer_reload_failed(issuer, str(exc))
+                continue
+            except OSError as exc:
+                self._signer_reload_failed(issuer, f"issuers[{issuer.name}]: {exc.filename}: {exc.strerror}")
+                continue
+            issuer.signer_error = None
+            issuer.signer_reloads_ok += 1
+            if signer.cert_der == current.cert_der and signer.ca_cert_der == current.ca_cert_der:
+                continue  # unchanged: keep the pre-signed responses
+            issuer.signer = signer
+            changed.append(issuer)
+            log.info("signer replaced", extra={"fields": {
+                "issuer": issuer.name, "old_serial": format(current.cert.serial_number, "X"),
+                "new_serial": format(signer.cert.serial_number, "X"),
+                "not_after": signer.cert.not_valid_after_utc.isoformat()}})
+        return changed
+
+    def _signer_reload_failed(self, issuer: Issuer, reason: str) -> None:
+        issuer.signer_error = reason
+        issuer.signer_reloads_failed += 1
+        log.error("signer not reloaded, the previous one stays in service: %s", reason,
+                  extra={"fields": {"issuer": issuer.name}})
 
     async def _watch(self) -> None:
         while True:
@@ -313,8 +366,10 @@ class Responder:
                 continue
             for issuer, cert_id, _serial in batch:
                 self._queued.discard((issuer.index, cert_id))
-            for key, entry in results:
-                self.cache.put(key, entry)
+            for issuer, cert_id, entry in results:
+                self.cache.put((issuer.index, cert_id), entry)
+                if entry.signer is not issuer.signer:  # signed while a SIGHUP swapped the signer
+                    self._enqueue(issuer, cert_id, entry.serial)
             for issuer in {item[0] for item in batch}:
                 self._count_signing(issuer, "presign", sum(1 for item in batch if item[0] is issuer))
 
@@ -324,9 +379,9 @@ class Responder:
             status = issuer.source.lookup(serial)
             if status is None:
                 continue  # removed from the index meanwhile; unknown serials are not cached
-            der, this_update, next_update = self.sign(issuer, [cert_id], [status], None)
-            results.append(((issuer.index, cert_id),
-                            SignedResponse.create(der, serial, status, this_update, next_update)))
+            der, this_update, next_update, signer = self.sign(issuer, [cert_id], [status], None)
+            results.append((issuer, cert_id, SignedResponse.create(der, serial, status, this_update, next_update,
+                                                                   signer)))
         return results
 
     async def _refresh(self) -> None:
@@ -346,13 +401,19 @@ class Responder:
         now = time.time()
         for issuer in self.issuers:
             ok, reason = issuer.source.healthy(self.config.index_max_age, self.config.reload_interval)
-            if issuer.not_after - now < 0:
+            signer = issuer.signer
+            if signer.valid_until - now < 0:
                 ok, reason = False, "signer certificate expired"
+            elif issuer.signer_error and ok:
+                ok, reason = False, "signer files on disk not loaded (previous signer in service): " + issuer.signer_error
             healthy = healthy and ok
             source = issuer.source
             report[issuer.name] = {
                 "ok": ok, "reason": reason, "entries": len(source.table),
                 "loaded_at": source.loaded_at, "index_mtime": source.index_mtime, "error": source.error,
+                "signer_serial": format(signer.cert.serial_number, "X"),
+                "signer_not_after": signer.cert.not_valid_after_utc.isoformat(),
+                "signer_error": issuer.signer_error,
             }
         return healthy, report
 

@@ -2,7 +2,8 @@
 
 A delegated signer must be issued by the CA it answers for and carry the OCSPSigning
 extended key usage (RFC 6960 §4.2.2.2): every mainstream client rejects it otherwise, so
-the responder refuses to start rather than serve answers nobody accepts."""
+the responder refuses to start rather than serve answers nobody accepts (and a SIGHUP
+reload that fails these checks keeps the signer in service)."""
 from __future__ import annotations
 
 import datetime
@@ -112,6 +113,9 @@ class Signer:
     not_after: datetime.datetime
     delegated: bool
     slow: bool  # RSA: ~200 us per signature, worth a thread; ECDSA/EdDSA: tens of us
+    valid_from: float = 0.0   # the certificate's validity as POSIX seconds (thisUpdate/nextUpdate bounds)
+    valid_until: float = 0.0
+    ca_cert_der: bytes = b""  # the CA certificate it was checked against
 
     def responder_id(self, mode: str) -> bytes:
         return self.responder_id_by_name if mode == "name" else self.responder_id_by_key
@@ -162,6 +166,9 @@ def load_signer(issuer: IssuerConfig, ca_cert: x509.Certificate, now: Optional[d
         not_after=not_after,
         delegated=issuer.delegated,
         slow=isinstance(key, rsa.RSAPrivateKey),
+        valid_from=not_before.timestamp(),
+        valid_until=not_after.timestamp(),
+        ca_cert_der=ca_cert.public_bytes(serialization.Encoding.DER),
     )
 
 
