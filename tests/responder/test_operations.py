@@ -3,6 +3,7 @@ signals (SIGHUP signer rotation included), start-up checks of the signer, key ty
 encrypted keys, worker processes."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -425,3 +426,31 @@ def test_sighup_with_broken_signer_keeps_the_old_one(pki_copy, start_responder, 
     responder.signal(signal.SIGHUP)
     assert wait_for(lambda: responder.health()[0] == 200, timeout=3)
     assert responder.health()[1]["issuers"]["intermediate"]["signer_error"] is None
+
+
+@pytest.mark.parametrize("payload", [
+    b"GARBAGE \x00\x01 NOT HTTP\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(64)),  # a TLS ClientHello on the plain port
+    b"GET /" + b"A" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",           # request line over the limit
+], ids=["garbage", "tls-hello", "long-line"])
+def test_unparseable_request_is_one_quiet_log_line(pki, start_responder, payload):
+    responder = start_responder(pki)
+    before = len(responder.logs().splitlines())
+    with socket.create_connection((responder.host, responder.port), timeout=5) as sock:
+        sock.sendall(payload)
+        sock.settimeout(5)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply == b"" or re.match(rb"HTTP/1\.[01] 4\d\d ", reply), reply[:100]
+    assert cert_status(responder, ocsp_request_der(pki, pki.good, nonce=False)) == "good"  # still serving
+    time.sleep(0.5)  # request lines are flushed every 0.2 s
+    new_lines = responder.logs().splitlines()[before:]
+    assert "Traceback" not in "\n".join(new_lines)
+    records = [json.loads(line) for line in new_lines]  # every line is one JSON record
+    about_it = [r for r in records if r.get("msg") != "request" or r.get("status") not in ("good",)]
+    assert len(about_it) <= 1, about_it
+    assert all(r["level"] in ("info", "warning") and "exc" not in r for r in about_it), about_it
