@@ -103,7 +103,7 @@ KEY_ALGORITHMS = {
 
 
 def run(cmd: List[str], cwd: Optional[Path] = None, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kwargs)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, **kwargs)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

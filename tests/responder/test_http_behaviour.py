@@ -62,7 +62,7 @@ def awkward_request(pki) -> tuple:
     """(serial, base64) of a request whose base64 has '+', '/' and '=' padding: long
     random serials make one within a few dozen tries."""
     rng = random.Random(9919)
-    for _ in range(100000):
+    for _attempt in range(100000):
         bits = 8 * rng.randint(8, 19) - 1  # varying length: some totals need '=' padding
         serial = rng.getrandbits(bits) | 1 << bits
         encoded = base64.b64encode(request_for_serial(pki, serial)).decode()
@@ -177,7 +177,7 @@ def test_oversize_get_path_rejected(responder):
 def test_keep_alive_http11(pki, responder):
     request = ocsp_request_der(pki, pki.good, nonce=False)
     connection = http.client.HTTPConnection(responder.host, responder.port, timeout=5)
-    for _ in range(3):
+    for _attempt in range(3):
         connection.request("POST", "/ocsp", body=request, headers=OCSP_REQUEST)
         response = connection.getresponse()
         assert response.status == 200 and answered_serial(response.read()) == int(pki.good.serial, 16)
@@ -208,7 +208,7 @@ def test_http10_post_then_close(pki, responder):
     request = ocsp_request_der(pki, pki.good, nonce=False)
     reply = _raw_exchange(responder, b"POST /ocsp HTTP/1.0\r\nContent-Type: application/ocsp-request\r\n"
                           b"Content-Length: %d\r\n\r\n" % len(request) + request)
-    head, _, body = reply.partition(b"\r\n\r\n")
+    head, _separator, body = reply.partition(b"\r\n\r\n")
     assert re.match(rb"HTTP/1\.[01] 200", head)
     assert b"\r\nContent-Type: application/ocsp-response\r\n" in head + b"\r\n"
     assert answered_serial(body) == int(pki.good.serial, 16)

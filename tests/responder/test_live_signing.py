@@ -28,7 +28,7 @@ def statuses(der: bytes):
 def test_live_signings_beyond_limit_get_try_later(pki, tmp_path):
     responder = Responder(config_from_dict(base_config(pki, limits={"max_live_signings": 2})))
     responder.load_indexes()
-    requests = [ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path) for _ in range(6)]
+    requests = [ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path) for _request in range(6)]
 
     async def burst():
         return await asyncio.gather(*(responder.answer(der) for der in requests))

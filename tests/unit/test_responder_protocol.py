@@ -74,7 +74,7 @@ def _issuer_hashes(ca, algorithm):
 @pytest.mark.parametrize("key_factory", [
     lambda: rsa.generate_private_key(65537, 2048),
     lambda: ec.generate_private_key(ec.SECP384R1()),
-    lambda: ed25519.Ed25519PrivateKey.generate(),
+    ed25519.Ed25519PrivateKey.generate,
 ], ids=["rsa", "ecdsa-p384", "ed25519"])
 def test_response_decodes_and_verifies(tmp_path, ca, key_factory):
     key = key_factory()

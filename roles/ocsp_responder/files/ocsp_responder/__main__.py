@@ -149,7 +149,7 @@ def run_master(config: Config) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    for _ in range(config.workers):
+    for _worker in range(config.workers):
         children[spawn()] = time.monotonic()
     log.info("master started", extra={"fields": {"workers": list(children)}})
     exit_code = 0
