@@ -394,6 +394,32 @@ def test_sighup_puts_rotated_signer_in_service(pki_copy, start_responder, tmp_pa
     assert any(r.get("msg") == "signer replaced" for r in responder.log_records())
 
 
+def test_sighup_rotates_encrypted_signer_and_passphrase(pki_copy, start_responder, tmp_path):
+    pki = pki_copy
+    passphrase = tmp_path / "signer.pass"
+    passphrase.write_text("first passphrase\n")
+    first = pki.intermediate.issue("encrypted-first", extensions="ocsp", passphrase_file=passphrase)
+    issuer = pki.issuer_config(signer_cert=str(first.cert), signer_key=str(first.key),
+                               signer_key_passphrase_file=str(passphrase))
+    responder = start_responder(pki, issuers=[issuer], reload_interval=60)
+    old_serial = served_signer(pki, responder, tmp_path, nonce=False)
+    staged_passphrase = tmp_path / "second.pass"
+    staged_passphrase.write_text("second passphrase\n")
+    second = pki.intermediate.issue("encrypted-second", extensions="ocsp", passphrase_file=staged_passphrase)
+    staged_passphrase.replace(passphrase)
+    new_serial = put_in_place(second, first)
+    assert new_serial != old_serial
+    responder.signal(signal.SIGHUP)
+    assert wait_for(lambda: served_signer(pki, responder, tmp_path, nonce=False) == new_serial, timeout=2)
+    assert served_signer(pki, responder, tmp_path, nonce=True) == new_serial
+    assert "first passphrase" not in responder.logs() and "second passphrase" not in responder.logs()
+    # A key the passphrase file does not open: refused, the signer in service stays.
+    passphrase.write_text("wrong\n")
+    responder.signal(signal.SIGHUP)
+    assert wait_for(lambda: "wrong passphrase" in str(signer_error(responder)), timeout=3)
+    assert served_signer(pki, responder, tmp_path, nonce=True) == new_serial
+
+
 def signer_error(responder):
     return responder.health()[1]["issuers"]["intermediate"]["signer_error"]
 

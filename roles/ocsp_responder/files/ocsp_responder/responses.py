@@ -307,6 +307,10 @@ class Responder:
             except OSError as exc:
                 self._signer_reload_failed(issuer, f"issuers[{issuer.name}]: {exc.filename}: {exc.strerror}")
                 continue
+            except Exception as exc:  # e.g. UnsupportedAlgorithm: a bad file must not end the reload
+                self._signer_reload_failed(issuer, f"issuers[{issuer.name}]: cannot load the signer: "
+                                                   f"{type(exc).__name__}: {exc}")
+                continue
             issuer.signer_error = None
             issuer.signer_reloads_ok += 1
             if signer.cert_der == current.cert_der and signer.ca_cert_der == current.ca_cert_der:
