@@ -30,6 +30,15 @@ class SignedResponse:
     last_modified: str        # HTTP-date of thisUpdate
     expires: str              # HTTP-date of nextUpdate
     signer: object = field(default=None, compare=False)  # the Signer that signed it (rotation check)
+    # RFC 9919 GET headers but Cache-Control (its max-age moves): made once at signing
+    # time, not per request.
+    get_headers: Dict[str, str] = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.get_headers is None:
+            object.__setattr__(self, "get_headers", {
+                "Content-Type": "application/ocsp-response", "Last-Modified": self.last_modified,
+                "Expires": self.expires, "ETag": self.etag})
 
     @classmethod
     def create(cls, der: bytes, serial: int, status: Hashable, this_update: float,

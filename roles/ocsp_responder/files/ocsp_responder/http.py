@@ -25,6 +25,10 @@ from .responses import Answer, Responder
 OCSP_RESPONSE = "application/ocsp-response"
 OCSP_REQUEST = "application/ocsp-request"
 ALLOWED = "GET, HEAD, POST"
+_POST_HEADERS = {"Content-Type": OCSP_RESPONSE}
+_NO_STORE_HEADERS = {"Content-Type": OCSP_RESPONSE, "Cache-Control": "no-store"}
+# Decoded GET paths remembered (raw path -> DER): a client repeats its URL verbatim.
+GET_PATHS_REMEMBERED = 65536
 
 
 class BadGetPath(ValueError):
@@ -68,6 +72,8 @@ class HttpFrontend:
         self.log_requests = config.log.requests and config.log.level in ("debug", "info")
         self.request_log = RequestLog(config.log.format)
         self.in_flight = 0
+        self._get_der = {}                  # raw GET path -> request DER (routing done)
+        self._cache_control = (None, "")    # (max-age, header value) of the last answer
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -126,9 +132,15 @@ class HttpFrontend:
         return response
 
     async def _dispatch(self, request: web.BaseRequest, fields: dict):
+        method = request.method
+        if method == "GET" or method == "HEAD":
+            # A GET path decoded before skips the routing and base64 work below.
+            der = self._get_der.get(request.raw_path)
+            if der is not None:
+                answer = self.responder.cached(der) or await self.responder.answer(der)
+                return self._ocsp(answer, request, fields, get=True), answer.status
         raw_path = request.raw_path.split("?", 1)[0]
         path = "/" + raw_path.lstrip("/")
-        method = request.method
         if path == self.config.health_path:
             return self._health(method), None
         if self.serve_metrics and path == self.config.metrics.path:
@@ -148,7 +160,10 @@ class HttpFrontend:
             except (BadGetPath, UnicodeDecodeError) as exc:
                 fields["error"] = str(exc)
                 return self._ocsp_bytes(protocol.error_response(protocol.MALFORMED_REQUEST)), "malformedRequest"
-            answer = await self.responder.answer(der)
+            if len(self._get_der) >= GET_PATHS_REMEMBERED:
+                self._get_der.clear()
+            self._get_der[request.raw_path] = der
+            answer = self.responder.cached(der) or await self.responder.answer(der)
             return self._ocsp(answer, request, fields, get=True), answer.status
         return _plain(405, "method not allowed", Allow=ALLOWED), "http_405"
 
@@ -161,24 +176,38 @@ class HttpFrontend:
             response = _plain(413, "request too large")
             response.force_close()
             return response, "http_413"
+        content = request.content
+        if content.is_eof() and content.exception() is None:
+            # The whole body came with the headers (any small request): no reading, no timer.
+            body = content.read_nowait(-1)
+            if len(body) > limits.max_body_bytes:
+                body = None
+        else:
+            body, refused = await self._read_body_in_time(request, limits)
+            if refused is not None:
+                return refused
+        if body is None:
+            response = _plain(413, "request too large")
+            response.force_close()
+            return response, "http_413"
+        answer = self.responder.cached(body) or await self.responder.answer(body)
+        return self._ocsp(answer, request, fields, get=False), answer.status
+
+    async def _read_body_in_time(self, request: web.BaseRequest, limits):
+        """(body or None if over the limit, None) or (None, (response, outcome)) for a
+        body too slow or cut off."""
         try:
-            body = await asyncio.wait_for(self._read_body(request, limits.max_body_bytes), limits.body_timeout)
+            return await asyncio.wait_for(self._read_body(request, limits.max_body_bytes), limits.body_timeout), None
         except asyncio.TimeoutError:
             response = _plain(408, "request body timeout")
             response.force_close()
-            return response, "http_408"
+            return None, (response, "http_408")
         except ConnectionError:
             # The client went away mid-body: routine on the Internet, not our failure
             # (no traceback, not internalError). The reply is never delivered.
             response = _plain(400, "connection closed by client")
             response.force_close()
-            return response, "client_closed"
-        if body is None:
-            response = _plain(413, "request too large")
-            response.force_close()
-            return response, "http_413"
-        answer = await self.responder.answer(body)
-        return self._ocsp(answer, request, fields, get=False), answer.status
+            return None, (response, "client_closed")
 
     @staticmethod
     async def _read_body(request: web.BaseRequest, limit: int) -> Optional[bytes]:
@@ -198,27 +227,28 @@ class HttpFrontend:
         return web.Response(body=der, headers=headers)
 
     def _ocsp(self, answer: Answer, request: web.BaseRequest, fields: dict, get: bool) -> web.Response:
-        fields.update(issuer=answer.issuer, serial=",".join(answer.serials) or None,
-                      cache_hit=answer.cache_hit, nonce=answer.nonce)
+        if self.log_requests:
+            fields.update(issuer=answer.issuer, serial=",".join(answer.serials) or None,
+                          cache_hit=answer.cache_hit, nonce=answer.nonce)
         entry = answer.cacheable
         if not get:
-            return self._ocsp_bytes(answer.der)
+            return web.Response(body=answer.der, headers=_POST_HEADERS)
         if entry is None:
             # Nonce-bound or error answers must not be stored by shared caches.
-            return self._ocsp_bytes(answer.der, **{"Cache-Control": "no-store"})
+            return web.Response(body=answer.der, headers=_NO_STORE_HEADERS)
         max_age = max(0, int(entry.next_update - time.time()))
-        headers = {
-            "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
-            "Last-Modified": entry.last_modified,
-            "Expires": entry.expires,
-            "ETag": entry.etag,
-        }
+        if self._cache_control[0] != max_age:
+            self._cache_control = (max_age, f"max-age={max_age}, public, no-transform, must-revalidate")
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match and (if_none_match.strip() == "*" or entry.etag in
                               [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]):
             fields["not_modified"] = True
-            return web.Response(status=304, headers=headers)
-        return self._ocsp_bytes(answer.der, **headers)
+            response = web.Response(status=304, headers=entry.get_headers)
+            del response.headers["Content-Type"]  # a 304 has no body to describe
+        else:
+            response = web.Response(body=answer.der, headers=entry.get_headers)
+        response.headers["Cache-Control"] = self._cache_control[1]
+        return response
 
     def _health(self, method: str) -> web.Response:
         if method not in ("GET", "HEAD"):

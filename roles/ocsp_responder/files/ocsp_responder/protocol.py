@@ -116,10 +116,141 @@ class _OCSPRequest(asn1_ocsp.OCSPRequest):
     _fields = _replace_field(asn1_ocsp.OCSPRequest._fields, "tbs_request", _TBSRequest)
 
 
+class _Unusual(Exception):
+    """The fast walker met something it does not handle: asn1crypto decides."""
+
+
+def _tlv_at(der: bytes, at: int, end: int) -> Tuple[int, int, int]:
+    """(tag, content start, content end) of the DER TLV at ``at``; strict DER lengths
+    (definite, minimal) and single-octet tags only, else _Unusual."""
+    if at + 2 > end:
+        raise _Unusual
+    tag = der[at]
+    if tag & 0x1F == 0x1F:
+        raise _Unusual
+    length = der[at + 1]
+    at += 2
+    if length & 0x80:
+        octets = length & 0x7F
+        if octets == 0 or octets > 3 or at + octets > end or der[at] == 0:
+            raise _Unusual
+        length = int.from_bytes(der[at:at + octets], "big")
+        if length < 0x80:
+            raise _Unusual
+        at += octets
+    if at + length > end:
+        raise _Unusual
+    return tag, at, at + length
+
+
+_HASH_OID_DER = {bytes.fromhex("06052b0e03021a"): "sha1",
+                 bytes.fromhex("0609608648016503040201"): "sha256",
+                 bytes.fromhex("0609608648016503040202"): "sha384",
+                 bytes.fromhex("0609608648016503040203"): "sha512"}
+_OID_NONCE_CONTENT = _OID_NONCE[2:]
+
+
+def _valid_oid_content(content: bytes) -> bool:
+    if not content or content[-1] & 0x80:
+        return False
+    previous = 0
+    for octet in content:  # no subidentifier may start with 0x80 (non-minimal)
+        if octet == 0x80 and not previous & 0x80:
+            return False
+        previous = octet
+    return True
+
+
+def _fast_parse(der: bytes, max_certs: int) -> OcspRequest:
+    """The common request, walked without an object model: no version, requestor name,
+    per-certificate extensions or signature; CertIDs with a known hash; extensions well
+    formed. Anything else raises _Unusual and the full parser takes over, so this never
+    accepts what the full parser would reject, nor answers it differently."""
+    end = len(der)
+    tag, start, stop = _tlv_at(der, 0, end)
+    if tag != 0x30 or stop != end:
+        raise _Unusual
+    tag, start, tbs_end = _tlv_at(der, start, end)
+    if tag != 0x30 or tbs_end != end:   # a trailing optionalSignature: full parser
+        raise _Unusual
+    tag, at, list_end = _tlv_at(der, start, tbs_end)
+    if tag != 0x30:                      # version or requestorName present
+        raise _Unusual
+    certs = []
+    while at < list_end:
+        tag, request_start, request_end = _tlv_at(der, at, list_end)
+        if tag != 0x30:
+            raise _Unusual
+        tag, cert_start, cert_end = _tlv_at(der, request_start, request_end)
+        if tag != 0x30 or cert_end != request_end:   # singleRequestExtensions: full parser
+            raise _Unusual
+        tag, alg_start, alg_end = _tlv_at(der, cert_start, cert_end)
+        if tag != 0x30:
+            raise _Unusual
+        tag, oid_start, oid_end = _tlv_at(der, alg_start, alg_end)
+        algorithm = _HASH_OID_DER.get(der[alg_start:oid_end]) if tag == 0x06 else None
+        if algorithm is None or (oid_end != alg_end and der[oid_end:alg_end] != b"\x05\x00"):
+            raise _Unusual
+        tag, name_start, name_end = _tlv_at(der, alg_end, cert_end)
+        if tag != 0x04:
+            raise _Unusual
+        tag, key_start, key_end = _tlv_at(der, name_end, cert_end)
+        if tag != 0x04:
+            raise _Unusual
+        tag, serial_start, serial_end = _tlv_at(der, key_end, cert_end)
+        if tag != 0x02 or serial_end != cert_end or serial_start == serial_end:
+            raise _Unusual
+        if serial_end - serial_start > 1 and (
+                (der[serial_start] == 0 and der[serial_start + 1] < 0x80)
+                or (der[serial_start] == 0xFF and der[serial_start + 1] >= 0x80)):
+            raise _Unusual  # non-minimal INTEGER
+        certs.append(CertRequest(algorithm, der[name_start:name_end], der[key_start:key_end],
+                                 int.from_bytes(der[serial_start:serial_end], "big", signed=True),
+                                 der[request_start:cert_end]))  # the CertID TLV opens the Request
+        at = request_end
+    if not certs or len(certs) > max_certs:
+        raise _Unusual  # the full parser words the error
+    parsed = OcspRequest(certs)
+    if list_end != tbs_end:
+        tag, ext_start, ext_end = _tlv_at(der, list_end, tbs_end)
+        if tag != 0xA2 or ext_end != tbs_end:
+            raise _Unusual
+        tag, at, seq_end = _tlv_at(der, ext_start, ext_end)
+        if tag != 0x30 or seq_end != ext_end:
+            raise _Unusual
+        while at < seq_end:
+            tag, field_at, extension_end = _tlv_at(der, at, seq_end)
+            if tag != 0x30:
+                raise _Unusual
+            tag, oid_start, oid_end = _tlv_at(der, field_at, extension_end)
+            if tag != 0x06 or not _valid_oid_content(der[oid_start:oid_end]):
+                raise _Unusual
+            tag, value_start, value_end = _tlv_at(der, oid_end, extension_end)
+            if tag == 0x01:  # critical
+                if value_end - value_start != 1 or der[value_start] not in (0x00, 0xFF):
+                    raise _Unusual
+                tag, value_start, value_end = _tlv_at(der, value_end, extension_end)
+            if tag != 0x04 or value_end != extension_end:
+                raise _Unusual
+            if der[oid_start:oid_end] == _OID_NONCE_CONTENT:
+                parsed.nonce_extension = der[at:extension_end]
+                parsed.nonce_length = nonce_length(der[value_start:value_end])
+            at = extension_end
+    return parsed
+
+
 def parse_request(der: bytes, max_certs: int) -> OcspRequest:
-    """Parse and validate; every failure is a MalformedRequest (-> malformedRequest)."""
+    """Parse and validate; every failure is a MalformedRequest (-> malformedRequest).
+    The common request takes the fast walker; anything unusual the full parser."""
     if not der:
         raise MalformedRequest("empty request")
+    try:
+        return _fast_parse(der, max_certs)
+    except _Unusual:
+        return _full_parse(der, max_certs)
+
+
+def _full_parse(der: bytes, max_certs: int) -> OcspRequest:
     try:
         request = _OCSPRequest.load(der, strict=True)
         tbs = request["tbs_request"]
@@ -164,6 +295,12 @@ def parse_request(der: bytes, max_certs: int) -> OcspRequest:
 def nonce_length(extn_value: bytes) -> int:
     """Octets of the nonce. RFC 6960/9654 put a DER OCTET STRING inside extnValue;
     clients of the RFC 2560 era put the raw bytes there, so fall back to that length."""
+    try:
+        tag, start, end = _tlv_at(extn_value, 0, len(extn_value))
+        if tag == 0x04 and end == len(extn_value):
+            return end - start
+    except _Unusual:
+        pass
     try:
         inner = core.OctetString.load(extn_value, strict=True)
         return len(inner.native)

@@ -95,6 +95,7 @@ class Responder:
         self._queued: set = set()
         self._known_requests: Dict[bytes, tuple] = {}
         self._known_requests_max = max(1024, config.cache_max_entries)
+        self._cache_hits = metrics.cache_hits.inc if metrics is not None else None
         for index, issuer_config in enumerate(config.issuers):
             self._add_issuer(index, issuer_config)
 
@@ -133,19 +134,28 @@ class Responder:
             log.exception("internal error while answering")
             return Answer(protocol.error_response(protocol.INTERNAL_ERROR), "internalError")
 
-    async def _answer(self, der: bytes) -> Answer:
-        # Fast path: the exact bytes of a nonce-free single-certificate request seen
-        # before. Clients repeat them verbatim (and GET URLs are these bytes), so the
-        # common case skips ASN.1 parsing, which costs more than all the rest.
+    def cached(self, der: bytes) -> Optional[Answer]:
+        """Fast path, synchronous: the exact bytes of a nonce-free single-certificate
+        request seen before whose pre-signed answer is servable. Clients repeat them
+        verbatim (and GET URLs are these bytes), so the common case skips ASN.1 parsing
+        and the coroutine machinery. None: take ``answer``."""
         known = self._known_requests.get(der)
-        if known is not None:
-            issuer, cert, serial_hex = known
-            status = issuer.source.lookup(cert.serial)
-            hit = self.cache.get((issuer.index, cert.cert_id_der), status, time.time())
-            if hit is not None and hit.signer is issuer.signer:  # else: signer rotated, see below
-                self._count("cache_hits")
-                return Answer(hit.der, status[0] if status else "unknown", issuer.name, [serial_hex],
-                              cache_hit=True, cacheable=hit)
+        if known is None:
+            return None
+        issuer, cert, serial_hex = known
+        status = issuer.source.lookup(cert.serial)
+        hit = self.cache.get((issuer.index, cert.cert_id_der), status, time.time())
+        if hit is None or hit.signer is not issuer.signer:  # signer rotated: see _answer
+            return None
+        if self._cache_hits is not None:
+            self._cache_hits()
+        return Answer(hit.der, status[0] if status else "unknown", issuer.name, [serial_hex],
+                      cache_hit=True, cacheable=hit)
+
+    async def _answer(self, der: bytes) -> Answer:
+        fast = self.cached(der)
+        if fast is not None:
+            return fast
         config = self.config
         try:
             request = protocol.parse_request(der, config.limits.max_request_certs)

@@ -1,0 +1,118 @@
+"""The fast request walker (protocol._fast_parse) against the full asn1crypto parser:
+whatever the walker accepts, the full parser must accept with the same result; what the
+walker declines (raises _Unusual) the full parser decides. Mutated requests by the
+thousand check that the walker never says yes where the full parser says no."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from asn1crypto import core, ocsp as asn1_ocsp
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ocsp_responder import protocol
+
+SHA1 = "1.3.14.3.2.26"
+SHA256 = "2.16.840.1.101.3.4.2.1"
+NONCE = "1.3.6.1.5.5.7.48.1.2"
+
+
+def request_der(certs=((SHA1, 7),), nonce=None, params_null=True, extra_extension=False, critical=None,
+                version=False, single_extension=False) -> bytes:
+    requests = []
+    for algorithm, serial in certs:
+        size = 20 if algorithm == SHA1 else 32
+        alg = {"algorithm": algorithm}
+        if params_null:
+            alg["parameters"] = core.Null()
+        single = {"req_cert": {"hash_algorithm": alg, "issuer_name_hash": b"N" * size,
+                               "issuer_key_hash": b"K" * size, "serial_number": serial}}
+        if single_extension:
+            single["single_request_extensions"] = [{"extn_id": "1.2.3.4", "extn_value": b"\x05\x00"}]
+        requests.append(single)
+    tbs = {"request_list": requests}
+    if version:
+        tbs["version"] = "v1"
+    extensions = []
+    if nonce is not None:
+        extensions.append(protocol._Extension({"extn_id": NONCE, "extn_value": nonce}))
+    if extra_extension:
+        extension = {"extn_id": "1.2.840.113549.1.9.99", "extn_value": b"\x05\x00"}
+        if critical is not None:
+            extension["critical"] = critical
+        extensions.append(protocol._Extension(extension))
+    if extensions:
+        tbs["request_extensions"] = protocol._Extensions(extensions)
+    return protocol._OCSPRequest({"tbs_request": protocol._TBSRequest(tbs)}).dump(force=True)
+
+
+def outcome(parse, der: bytes):
+    try:
+        return parse(der, 8)
+    except protocol.MalformedRequest:
+        return "malformed"
+
+
+def assert_agree(der: bytes) -> bool:
+    """True if the walker took the request; then the full parser must agree exactly."""
+    try:
+        fast = protocol._fast_parse(der, 8)
+    except protocol._Unusual:
+        return False
+    assert outcome(protocol._full_parse, der) == fast, der.hex()
+    return True
+
+
+CASES = {
+    "sha1": request_der(),
+    "sha256 no params": request_der(((SHA256, 2 ** 100),), params_null=False),
+    "negative serial": request_der(((SHA1, -5),)),
+    "zero serial": request_der(((SHA1, 0),)),
+    "serial 128": request_der(((SHA1, 128),)),
+    "nonce der": request_der(nonce=core.OctetString(os.urandom(16)).dump()),
+    "nonce raw": request_der(nonce=os.urandom(16)),
+    "nonce empty": request_der(nonce=core.OctetString(b"").dump()),
+    "nonce 129": request_der(nonce=core.OctetString(os.urandom(129)).dump()),
+    "two certs": request_der(((SHA1, 1), (SHA256, 2))),
+    "other extension": request_der(extra_extension=True, critical=True),
+    "nine certs": request_der(tuple((SHA1, n) for n in range(9))),
+    "version": request_der(version=True),
+    "single extension": request_der(single_extension=True),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_walker_and_full_parser_agree(name):
+    der = CASES[name]
+    taken = assert_agree(der)
+    # The common shapes must take the fast path (or the benchmark numbers are fiction).
+    if name in ("sha1", "sha256 no params", "nonce der", "nonce raw", "two certs", "negative serial"):
+        assert taken, name
+    assert outcome(protocol.parse_request, der) == outcome(protocol._full_parse, der)
+
+
+def test_walker_reads_what_the_full_parser_reads():
+    der = CASES["nonce der"]
+    parsed = protocol._fast_parse(der, 8)
+    assert parsed.nonce_length == 16 and parsed.certs[0].serial == 7
+    assert parsed.certs[0].cert_id_der == asn1_ocsp.OCSPRequest.load(der)["tbs_request"]["request_list"][0][
+        "req_cert"].dump()
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(sorted(CASES)), position=st.integers(0, 400), value=st.integers(0, 255),
+       action=st.sampled_from(["replace", "insert", "delete", "truncate"]))
+def test_mutated_requests_never_accepted_by_walker_alone(case, position, value, action):
+    der = bytearray(CASES[case])
+    position %= len(der)
+    if action == "replace":
+        der[position] = value
+    elif action == "insert":
+        der.insert(position, value)
+    elif action == "delete":
+        del der[position]
+    else:
+        der = der[:position]
+    der = bytes(der)
+    assert_agree(der)
+    assert outcome(protocol.parse_request, der) == outcome(protocol._full_parse, der)
