@@ -9,6 +9,7 @@ more than an ECDSA signature."""
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
@@ -61,6 +62,7 @@ def sequence(*parts: bytes) -> bytes:
     return tlv(0x30, b"".join(parts))
 
 
+@functools.lru_cache(maxsize=256)  # live signing repeats the same few seconds; strftime is slow
 def generalized_time(moment: datetime.datetime) -> bytes:
     return tlv(0x18, moment.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
 
