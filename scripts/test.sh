@@ -9,4 +9,5 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/bootstrap.sh"
 source "$here/env.sh"
 cd "$PKIOPS_ROOT"
-exec python -m pytest "$@"
+# Two workers: most tests wait on subprocesses (ansible-playbook, servers, clients).
+exec python -m pytest -n 2 "$@"
