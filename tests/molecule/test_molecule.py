@@ -26,13 +26,13 @@ def _project_env() -> dict:
     """The environment of scripts/env.sh + scripts/podman-setup.sh (podman configuration,
     containers.podman collection on ANSIBLE_COLLECTIONS_PATH)."""
     script = 'source scripts/env.sh && source scripts/podman-setup.sh && env -0'
-    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, timeout=600)
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"podman-setup failed: {proc.stderr.decode(errors='replace')}")
     env = {}
     for entry in proc.stdout.split(b"\0"):
         if b"=" in entry:
-            key, _, value = entry.partition(b"=")
+            key, _sep, value = entry.partition(b"=")
             env[key.decode()] = value.decode(errors="replace")
     return env
 
@@ -42,7 +42,7 @@ def _podman_unusable_reason(env: dict) -> str | None:
         return "rootful podman needed (systemd containers with SYS_ADMIN); not running as root"
     if shutil.which("podman") is None:
         return "podman is not installed (scripts/system-deps.sh podman)"
-    proc = subprocess.run(["podman", "info"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(["podman", "info"], env=env, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
         return f"podman cannot run here: `podman info` failed: {proc.stderr.strip()[-400:]}"
     return None
@@ -57,7 +57,7 @@ def molecule_env() -> dict:
     if reason:
         pytest.skip(reason)
     build = subprocess.run([str(ROOT / "scripts" / "build-image.sh")], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=900)
+                           capture_output=True, text=True, timeout=900, check=False)
     assert build.returncode == 0, f"image build failed:\n{build.stderr[-3000:]}"
     env["PKIOPS_IMAGE"] = build.stdout.strip().splitlines()[-1]
     env["NO_COLOR"] = "1"
@@ -77,7 +77,7 @@ def _secrets(scenario: str) -> list:
 def _run_molecule(scenario: str, env: dict) -> str:
     proc = subprocess.run(["molecule", "test", "--scenario-name", scenario], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=MOLECULE_TIMEOUT)
+                          timeout=MOLECULE_TIMEOUT, check=False)
     output = proc.stdout
     if proc.returncode != 0:
         # molecule destroys the containers on failure; leave a trace for the reader.

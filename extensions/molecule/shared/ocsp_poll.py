@@ -22,7 +22,7 @@ def ask(url, args, nonce):
            "-CAfile", args.cafile, "-timeout", "5"]
     if not nonce:
         cmd.append("-no_nonce")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     out = proc.stdout + proc.stderr
     status = STATUS.search(proc.stdout)
     reason = REASON.search(proc.stdout)
