@@ -45,6 +45,16 @@ def unhealthy(responder):
     return reply if reply[0] == 503 else None
 
 
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    reply = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return reply
+        reply += chunk
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,12 +154,7 @@ def test_sigterm_finishes_request_in_flight(pki, start_responder):
         with pytest.raises(OSError):
             socket.create_connection((responder.host, responder.port), timeout=2).close()
         sock.sendall(request[10:])
-        reply = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
+        reply = read_until_closed(sock)
     assert reply.startswith(b"HTTP/1.1 200")
     assert b"application/ocsp-response" in reply
     assert responder.process.wait(15) == 0
@@ -468,12 +473,7 @@ def test_unparseable_request_is_one_quiet_log_line(pki, start_responder, payload
     with socket.create_connection((responder.host, responder.port), timeout=5) as sock:
         sock.sendall(payload)
         sock.settimeout(5)
-        reply = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
+        reply = read_until_closed(sock)
     assert reply == b"" or re.match(rb"HTTP/1\.[01] 4\d\d ", reply), reply[:100]
     assert cert_status(responder, ocsp_request_der(pki, pki.good, nonce=False)) == "good"  # still serving
     time.sleep(0.5)  # request lines are flushed every 0.2 s
