@@ -51,7 +51,10 @@ def run() -> None:
 
     def stop(_signum, _frame):
         for child in children:
-            os.kill(child, signal.SIGTERM)
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:  # already gone (the process group got the signal too)
+                pass
 
     signal.signal(signal.SIGTERM, stop)
     for child in children:

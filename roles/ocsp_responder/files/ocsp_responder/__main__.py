@@ -16,7 +16,7 @@ import socket
 import sys
 import tempfile
 import time
-from typing import List
+from typing import List, Optional
 
 from . import __version__
 from .config import Config, ConfigError, ListenAddress, load_config
@@ -75,6 +75,7 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     background = asyncio.ensure_future(responder.run_background())
+    publisher = asyncio.ensure_future(responder.metrics.run_publisher()) if responder.metrics is not None else None
     log.info("ready", extra={"fields": {"version": __version__, "issuers": [i.name for i in responder.issuers]}})
     await stop.wait()
 
@@ -86,22 +87,30 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     await server.shutdown(1.0)
     if metrics_server is not None:
         await metrics_server.shutdown(1.0)
-    background.cancel()
-    try:
-        await background
-    except (asyncio.CancelledError, Exception):
-        pass
+    for task in (background, publisher):
+        if task is None:
+            continue
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+    if responder.metrics is not None:
+        try:
+            responder.metrics.publish()  # the counts of the last second stay in the sums
+        except OSError:
+            pass
     responder.close()
     frontend.request_log.flush()
     log.info("stopped")
 
 
-def run_worker(config: Config, reuse_port: bool) -> int:
+def run_worker(config: Config, reuse_port: bool, metrics_dir: Optional[str] = None) -> int:
     from .metrics import Metrics
     from .responses import Responder, StartupError
 
     try:
-        responder = Responder(config, Metrics())
+        responder = Responder(config, Metrics(metrics_dir))
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 1
@@ -120,8 +129,8 @@ def run_worker(config: Config, reuse_port: bool) -> int:
 
 def run_master(config: Config) -> int:
     """Fork ``workers`` processes and supervise them."""
+    # Where the workers publish their counters for each other (metrics.py).
     metrics_dir = tempfile.mkdtemp(prefix="ocsp-responder-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     children = {}
     stopping = False
 
@@ -132,7 +141,7 @@ def run_master(config: Config) -> int:
                 signal.signal(sig, signal.SIG_DFL)
             code = 1
             try:
-                code = run_worker(config, reuse_port=True)
+                code = run_worker(config, reuse_port=True, metrics_dir=metrics_dir)
             finally:
                 os._exit(code)
         return pid
@@ -164,8 +173,6 @@ def run_master(config: Config) -> int:
             started = children.pop(pid, None)
             if started is None:
                 continue
-            from prometheus_client import multiprocess
-            multiprocess.mark_process_dead(pid)
             code = os.waitstatus_to_exitcode(status)
             if stopping:
                 continue

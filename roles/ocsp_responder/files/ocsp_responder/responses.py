@@ -95,7 +95,8 @@ class Responder:
         self._queued: set = set()
         self._known_requests: Dict[bytes, tuple] = {}
         self._known_requests_max = max(1024, config.cache_max_entries)
-        self._cache_hits = metrics.cache_hits.inc if metrics is not None else None
+        # The hot path bumps this directly (plain int, see metrics.Counts).
+        self._counts = metrics.counts if metrics is not None else None
         for index, issuer_config in enumerate(config.issuers):
             self._add_issuer(index, issuer_config)
 
@@ -147,8 +148,8 @@ class Responder:
         hit = self.cache.get((issuer.index, cert.cert_id_der), status, time.time())
         if hit is None or hit.signer is not issuer.signer:  # signer rotated: see _answer
             return None
-        if self._cache_hits is not None:
-            self._cache_hits()
+        if self._counts is not None:
+            self._counts.cache_hits += 1
         return Answer(hit.der, status[0] if status else "unknown", issuer.name, [serial_hex],
                       cache_hit=True, cacheable=hit)
 
@@ -199,9 +200,11 @@ class Responder:
             # signing is at its bound rather than failing the request with tryLater.
             if hit is not None and (hit.signer is issuer.signer
                                     or self._live_in_flight >= config.limits.max_live_signings):
-                self._count("cache_hits")
+                if self._counts is not None:
+                    self._counts.cache_hits += 1
                 return Answer(hit.der, status_text, issuer.name, serials, cache_hit=True, cacheable=hit)
-            self._count("cache_misses")
+            if self.metrics is not None:
+                self.metrics.count("ocsp_cache_misses")
 
         if self._live_in_flight >= config.limits.max_live_signings:
             return Answer(protocol.error_response(protocol.TRY_LATER), "tryLater", issuer.name, serials,
@@ -431,13 +434,9 @@ class Responder:
             }
         return healthy, report
 
-    def _count(self, name: str) -> None:
-        if self.metrics is not None:
-            getattr(self.metrics, name).inc()
-
     def _count_signing(self, issuer: Issuer, kind: str, amount: int = 1) -> None:
         if self.metrics is not None:
-            self.metrics.signings.labels(issuer=issuer.name, kind=kind).inc(amount)
+            self.metrics.count("ocsp_signings", issuer.name, kind, amount=amount)
 
     def _count_reload(self, issuer: Issuer) -> None:
         if self.metrics is not None:
