@@ -30,15 +30,19 @@ class SignedResponse:
     last_modified: str        # HTTP-date of thisUpdate
     expires: str              # HTTP-date of nextUpdate
     signer: object = field(default=None, compare=False)  # the Signer that signed it (rotation check)
-    # RFC 9919 GET headers but Cache-Control (its max-age moves): made once at signing
-    # time, not per request.
-    get_headers: Dict[str, str] = field(default=None, compare=False, repr=False)
+    # RFC 9919 GET headers for the current second (max-age counts down to nextUpdate):
+    # made once per second per entry, not per request.
+    _headers: list = field(default_factory=lambda: [None, None], compare=False, repr=False)
 
-    def __post_init__(self):
-        if self.get_headers is None:
-            object.__setattr__(self, "get_headers", {
+    def get_headers(self, now: float) -> Dict[str, str]:
+        max_age = max(0, int(self.next_update - now))
+        memo = self._headers
+        if memo[0] != max_age:
+            memo[:] = [max_age, {
                 "Content-Type": "application/ocsp-response", "Last-Modified": self.last_modified,
-                "Expires": self.expires, "ETag": self.etag})
+                "Expires": self.expires, "ETag": self.etag,
+                "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate"}]
+        return memo[1]
 
     @classmethod
     def create(cls, der: bytes, serial: int, status: Hashable, this_update: float,

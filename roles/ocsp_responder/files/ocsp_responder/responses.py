@@ -66,6 +66,16 @@ class Answer:
     signed: Optional[Tuple[float, float]] = None  # (thisUpdate, nextUpdate) of a live answer
 
 
+class KnownRequest:
+    """Request bytes seen before (a nonce-free single-certificate request) and what
+    they ask for: ``Responder.cached`` answers them without parsing."""
+    __slots__ = ("issuer", "key", "serial", "serial_hex", "answer")
+
+    def __init__(self, issuer: Issuer, key: Tuple[int, bytes], serial: int, serial_hex: str):
+        self.issuer, self.key, self.serial, self.serial_hex = issuer, key, serial, serial_hex
+        self.answer: Optional[Answer] = None  # the last cache-hit answer made for them
+
+
 def _issuer_hashes(ca_der: bytes) -> Dict[str, Tuple[bytes, bytes]]:
     parsed = asn1_x509.Certificate.load(ca_der)
     name_der = parsed.subject.dump()
@@ -93,7 +103,7 @@ class Responder:
             max_workers=1, thread_name_prefix="ocsp-bg")
         self._presign_queue: "Optional[asyncio.Queue]" = None  # (issuer, CertID DER, serial)
         self._queued: set = set()
-        self._known_requests: Dict[bytes, tuple] = {}
+        self._known_requests: Dict[bytes, KnownRequest] = {}
         self._known_requests_max = max(1024, config.cache_max_entries)
         # The hot path bumps this directly (plain int, see metrics.Counts).
         self._counts = metrics.counts if metrics is not None else None
@@ -143,15 +153,18 @@ class Responder:
         known = self._known_requests.get(der)
         if known is None:
             return None
-        issuer, cert, serial_hex = known
-        status = issuer.source.lookup(cert.serial)
-        hit = self.cache.get((issuer.index, cert.cert_id_der), status, time.time())
+        issuer = known.issuer
+        hit = self.cache.get(known.key, issuer.source.lookup(known.serial), time.time())
         if hit is None or hit.signer is not issuer.signer:  # signer rotated: see _answer
             return None
         if self._counts is not None:
             self._counts.cache_hits += 1
-        return Answer(hit.der, status[0] if status else "unknown", issuer.name, [serial_hex],
-                      cache_hit=True, cacheable=hit)
+        answer = known.answer
+        if answer is None or answer.cacheable is not hit:
+            # Answers are not modified once made: one per pre-signed entry is reused.
+            answer = known.answer = Answer(hit.der, hit.status[0], issuer.name, [known.serial_hex],
+                                           cache_hit=True, cacheable=hit)
+        return answer
 
     async def _answer(self, der: bytes) -> Answer:
         fast = self.cached(der)
@@ -193,7 +206,7 @@ class Responder:
             if request.nonce_extension is None:
                 if len(self._known_requests) >= self._known_requests_max:
                     self._known_requests.clear()
-                self._known_requests[der] = (issuer, cert, serials[0])
+                self._known_requests[der] = KnownRequest(issuer, key, cert.serial, serials[0])
             hit = self.cache.get(key, statuses[0], now)
             # After a signer rotation an entry signed by the previous signer is replaced by
             # a live signature; it is still a valid answer, so it is served when live
