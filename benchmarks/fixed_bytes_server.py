@@ -1,8 +1,9 @@
 """The ceiling for the responder: the same HTTP library (aiohttp's low-level server, as
 ocsp_responder.http uses it) answering every request with constant bytes, in the same
-number of SO_REUSEPORT worker processes.
+number of SO_REUSEPORT worker processes, on the same event loop (uvloop by default, as
+the responder's ``event_loop``).
 
-    python benchmarks/fixed_bytes_server.py PORT WORKERS BODY_FILE
+    python benchmarks/fixed_bytes_server.py PORT WORKERS BODY_FILE [uvloop|asyncio]
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 from aiohttp import web
 
 
-def serve(port: int, body: bytes) -> None:
+def serve(port: int, body: bytes, event_loop: str) -> None:
     headers = {"Content-Type": "application/ocsp-response"}
 
     async def handle(request: web.BaseRequest) -> web.Response:
@@ -36,16 +37,21 @@ def serve(port: int, body: bytes) -> None:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
 
-    asyncio.run(main())
+    if event_loop == "uvloop":
+        import uvloop
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 def run() -> None:
     port, workers, body = int(sys.argv[1]), int(sys.argv[2]), open(sys.argv[3], "rb").read()
+    event_loop = sys.argv[4] if len(sys.argv) > 4 else "uvloop"
     children = []
     for _worker in range(workers):
         pid = os.fork()
         if pid == 0:
-            serve(port, body)
+            serve(port, body, event_loop)
             os._exit(0)
         children.append(pid)
 

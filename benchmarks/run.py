@@ -82,12 +82,13 @@ def rss_bytes(pid: int) -> int:
 class Ours:
     """Our responder as its docs say to run it: python -m ocsp_responder --config FILE."""
 
-    def __init__(self, workdir: Path, pki, port: int, *, workers: int, index: Path = None,
+    def __init__(self, workdir: Path, pki, port: int, *, workers: int, event_loop: str, index: Path = None,
                  request_log: bool = False, ready_timeout: float = 300.0):
         self.port = port
         config = {
             "listen": [f"127.0.0.1:{port}"],
             "workers": workers,
+            "event_loop": event_loop,
             "issuers": [{"name": "bench", "ca_cert": str(pki.ca_cert), "index": str(index or pki.index),
                          "signer_cert": str(pki.signer_cert), "signer_key": str(pki.signer_key)}],
             "log": {"level": "info", "format": "json", "requests": request_log},
@@ -115,12 +116,12 @@ class Ours:
 
 
 class FixedBytes:
-    def __init__(self, workdir: Path, port: int, workers: int, body: bytes):
+    def __init__(self, workdir: Path, port: int, workers: int, body: bytes, event_loop: str):
         body_file = workdir / "fixed-body.der"
         body_file.write_bytes(body)
         self.port = port
         self.proc = subprocess.Popen([sys.executable, str(HERE / "fixed_bytes_server.py"), str(port), str(workers),
-                                      str(body_file)], start_new_session=True)
+                                      str(body_file), event_loop], start_new_session=True)
         deadline = time.monotonic() + 20
         while http(self.url(), timeout=1)[0] != 200:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -324,11 +325,12 @@ def big_index(args, pki, workdir: Path, results: dict) -> None:
     probes = {name: request_for_serial(pki, serial, workdir) for name, serial in samples.items()}
     expected = {"good": "GOOD", "revoked": "REVOKED"}
 
-    small = Ours(workdir, pki, support.free_port(), workers=1)
+    small = Ours(workdir, pki, support.free_port(), workers=1, event_loop=args.event_loop)
     rss_small = rss_bytes(small.proc.pid)
     small.stop()
 
-    ours = Ours(workdir, pki, support.free_port(), workers=1, index=index, ready_timeout=args.ready_timeout)
+    ours = Ours(workdir, pki, support.free_port(), workers=1, event_loop=args.event_loop, index=index,
+                ready_timeout=args.ready_timeout)
     try:
         rss_ready = rss_bytes(ours.proc.pid)
         got = {name: status_of(http(ours.url(), der)[1]) for name, der in probes.items()}
@@ -406,6 +408,9 @@ def main() -> int:
     parser.add_argument("--ready-timeout", type=float, default=180, help="give up on readiness after (s)")
     parser.add_argument("--settle", type=float, default=10, help="seconds after ready to read RSS again")
     parser.add_argument("--skip-big", action="store_true", help="skip the big-index measurement")
+    parser.add_argument("--event-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="event loop of ours and of the fixed-bytes server (default uvloop, the responder's "
+                             "default)")
     args = parser.parse_args()
 
     results = {"machine": machine(), "args": vars(args), "runs": {}, "loadavg_before": os.getloadavg()}
@@ -424,15 +429,16 @@ def main() -> int:
         calibrate_openssl(args, pki, load, workdir, results)
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds "
           f"(median); openssl ocsp -multi {args.openssl_multi}; ours and the fixed-bytes server: {args.workers} "
-          "worker processes; RSA-2048 signer")
+          f"worker processes on {args.event_loop}; RSA-2048 signer")
 
-    ours = Ours(workdir, pki, support.free_port(), workers=args.workers)
-    ours_logged = Ours(workdir, pki, support.free_port(), workers=args.workers, request_log=True)
+    ours = Ours(workdir, pki, support.free_port(), workers=args.workers, event_loop=args.event_loop)
+    ours_logged = Ours(workdir, pki, support.free_port(), workers=args.workers, event_loop=args.event_loop,
+                       request_log=True)
     fixed = None
     try:
         # The ceiling serves exactly the bytes ours returns for the cached GET.
         fixed = FixedBytes(workdir, support.free_port(), args.workers,
-                           http(ours.url().rstrip("/") + load.get_path)[1])
+                           http(ours.url().rstrip("/") + load.get_path)[1], args.event_loop)
         targets = []  # (key, url factory, mode)
         for label, mode in modes:
             targets.append((f"openssl {label}", None, mode))

@@ -4,6 +4,7 @@ encrypted keys, worker processes."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -187,6 +188,34 @@ def test_check_config_names_the_key(pki, tmp_path, mutate, message):
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_asyncio_event_loop_serves_the_same(pki, start_responder):
+    responder = start_responder(pki, event_loop="asyncio")
+    assert [r["event_loop"] for r in responder.log_records() if r.get("msg") == "ready"] == ["asyncio"]
+    assert cert_status(responder, ocsp_request_der(pki, pki.revoked, nonce=True)) == "revoked"
+    assert cert_status(responder, ocsp_request_der(pki, pki.good, nonce=False)) == "good"
+
+
+def test_uvloop_is_the_default(pki, start_responder):
+    responder = start_responder(pki)
+    assert [r["event_loop"] for r in responder.log_records() if r.get("msg") == "ready"] == ["uvloop"]
+
+
+def test_uvloop_missing_is_a_clear_error(pki, tmp_path):
+    # An importable "uvloop" that fails to import, ahead of the real one on the path.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "uvloop.py").write_text("raise ImportError('No module named uvloop')\n")
+    env = responder_env()
+    env["PYTHONPATH"] = f"{shadow}{os.pathsep}{env['PYTHONPATH']}"
+    path = write_config(tmp_path, base_config(pki))
+    for extra in (["--check-config"], []):
+        result = subprocess.run(responder_command(path, *extra), capture_output=True, text=True, env=env,
+                                timeout=60, check=False)
+        assert result.returncode != 0
+        assert "event_loop: uvloop is not installed" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_signer_without_ocsp_eku_refuses_to_start(pki_copy, tmp_path, start_responder):

@@ -30,6 +30,7 @@ def test_defaults(files):
     assert (config.nonce_policy, config.unknown_serial_policy, config.responder_id) == ("echo", "unknown", "key_hash")
     assert config.response_validity == 8 * 3600 and config.refresh_margin == 4 * 3600
     assert config.limits.max_body_bytes == 10240 and config.health_path == "/healthz"
+    assert config.event_loop == "uvloop"
 
 
 @pytest.mark.parametrize("value,seconds", [(90, 90.0), ("90s", 90.0), ("15m", 900.0), ("8h", 28800.0),
@@ -64,6 +65,7 @@ def test_bad_listen(value):
     ({"path_prefix": "ocsp"}, "path_prefix"),
     ({"workers": 0}, "workers"),
     ({"workers": "2"}, "workers"),
+    ({"event_loop": "trio"}, "event_loop"),
     ({"response_validity": "30s"}, "response_validity"),
     ({"response_validity": "1h", "refresh_margin": "2h"}, "refresh_margin"),
     ({"this_update_backdate": "1d"}, "this_update_backdate"),

@@ -73,6 +73,7 @@ class Config:
     issuers: tuple
     path_prefix: str = "/"
     workers: int = 1
+    event_loop: str = "uvloop"
     response_validity: float = 8 * 3600.0
     refresh_margin: float = 4 * 3600.0
     this_update_backdate: float = 300.0
@@ -301,6 +302,7 @@ def config_from_dict(data: Any) -> Config:
         issuers=issuers,
         path_prefix=prefix,
         workers=top.integer("workers", 1, minimum=1),
+        event_loop=top.string("event_loop", "uvloop", choices=("uvloop", "asyncio")),
         response_validity=validity,
         refresh_margin=margin,
         this_update_backdate=top.duration("this_update_backdate", 300.0),

@@ -110,7 +110,12 @@ class HttpFrontend:
             # The common requests first, without the routing in _dispatch: a POST to the
             # OCSP path as clients send it, a GET URL decoded before.
             if method == "POST" and request.raw_path in self.post_paths:
-                response, outcome = await self._post(request, fields)
+                body = self._complete_body(request)
+                answer = self.responder.cached(body) if body is not None else None
+                if answer is not None:
+                    response, outcome = self._ocsp(answer, request, fields, get=False), answer.status
+                else:
+                    response, outcome = await self._post(request, fields, body)
             else:
                 der = self._get_der.get(request.raw_path) if method == "GET" or method == "HEAD" else None
                 if der is not None:
@@ -166,25 +171,36 @@ class HttpFrontend:
             return self._ocsp(answer, request, fields, get=True), answer.status
         return _plain(405, "method not allowed", Allow=ALLOWED), "http_405"
 
-    async def _post(self, request: web.BaseRequest, fields: dict):
-        limits = self.config.limits
-        content_type = request.headers.get("Content-Type", "")
-        if content_type != OCSP_REQUEST and content_type.split(";", 1)[0].strip().lower() != OCSP_REQUEST:
-            return _plain(415, f"Content-Type must be {OCSP_REQUEST}"), "http_415"
-        if request.content_length is not None and request.content_length > limits.max_body_bytes:
-            response = _plain(413, "request too large")
-            response.force_close()
-            return response, "http_413"
+    @staticmethod
+    def _complete_body(request: web.BaseRequest) -> Optional[bytes]:
+        """The body of a POST as clients send it (this exact Content-Type, the whole body
+        arrived with the headers), taken without a read task or timer; None for any other
+        POST, which _post checks and reads."""
         content = request.content
-        if content.is_eof() and content.exception() is None:
-            # The whole body came with the headers (any small request): no reading, no timer.
-            body = content.read_nowait(-1)
-            if len(body) > limits.max_body_bytes:
-                body = None
-        else:
-            body, refused = await self._read_body_in_time(request, limits)
-            if refused is not None:
-                return refused
+        if request.headers.get("Content-Type") == OCSP_REQUEST and content.is_eof() and content.exception() is None:
+            return content.read_nowait(-1)
+        return None
+
+    async def _post(self, request: web.BaseRequest, fields: dict, body: Optional[bytes] = None):
+        """``body``: already taken by _complete_body."""
+        limits = self.config.limits
+        if body is None:
+            content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+            if content_type != OCSP_REQUEST:
+                return _plain(415, f"Content-Type must be {OCSP_REQUEST}"), "http_415"
+            if request.content_length is not None and request.content_length > limits.max_body_bytes:
+                response = _plain(413, "request too large")
+                response.force_close()
+                return response, "http_413"
+            content = request.content
+            if content.is_eof() and content.exception() is None:
+                body = content.read_nowait(-1)
+            else:
+                body, refused = await self._read_body_in_time(request, limits)
+                if refused is not None:
+                    return refused
+        if body is not None and len(body) > limits.max_body_bytes:
+            body = None
         if body is None:
             response = _plain(413, "request too large")
             response.force_close()
