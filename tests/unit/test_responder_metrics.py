@@ -2,7 +2,9 @@
 prometheus_client, summed over worker processes through the files they publish."""
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -89,3 +91,17 @@ def test_reload_counters_count_only_new_events():
     assert got[("ocsp_index_reloads_total", (("issuer", "intermediate"), ("result", "error")))] == 1
     assert got[("ocsp_signer_reloads_total", (("issuer", "intermediate"), ("result", "error")))] == 1
     assert ("ocsp_signer_reloads_total", (("issuer", "intermediate"), ("result", "ok"))) not in got
+
+
+def test_publish_writes_only_what_changed(tmp_path):
+    metrics = Metrics(str(tmp_path))
+    metrics.observe_request("GET", "good", 0.001)
+    metrics.publish()
+    published = tmp_path / f"worker-{os.getpid()}.json"
+    inode = published.stat().st_ino
+    metrics.publish()  # nothing counted since: the file is left alone
+    assert published.stat().st_ino == inode
+    metrics.observe_request("GET", "good", 0.001)
+    metrics.publish()  # a new file renamed over the old one
+    assert published.stat().st_ino != inode
+    assert json.loads(published.read_text())["counters"]["ocsp_requests"] == [["GET", "good", 2]]

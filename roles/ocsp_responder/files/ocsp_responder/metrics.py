@@ -157,6 +157,7 @@ class Metrics:
         self.registry.register(_Collector(self))
         self._seen_reloads: Dict[str, Tuple[int, int]] = {}
         self._seen_signer_reloads: Dict[str, Tuple[int, int]] = {}
+        self._published: Optional[str] = None
 
     # --- counting (event loop thread only) -------------------------------------------
 
@@ -200,10 +201,14 @@ class Metrics:
     def publish(self) -> None:
         if self.shared_dir is None:
             return
+        text = json.dumps(self.counts.snapshot())
+        if text == self._published:
+            return  # an idle worker does not rewrite its file every second
         target = self._own_file()
         temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.counts.snapshot()))
+        temporary.write_text(text)
         os.replace(temporary, target)  # a reader never sees half a file
+        self._published = text
 
     async def run_publisher(self) -> None:
         """Runs until cancelled (workers only)."""
