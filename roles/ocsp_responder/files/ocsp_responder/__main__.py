@@ -200,16 +200,23 @@ def run_master(config: Config) -> int:
     return exit_code
 
 
-def check_config(config: Config) -> List[str]:
-    """Beyond the schema: load certificates and keys, check the signers."""
-    from .responses import Responder, StartupError
-
+def event_loop_problem(config: Config) -> Optional[str]:
     if config.event_loop == "uvloop":
         try:
             import uvloop  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
         except ImportError:
-            return ["event_loop: uvloop is not installed in this Python environment "
-                    "(install it, see requirements.txt, or set event_loop: asyncio)"]
+            return ("event_loop: uvloop is not installed in this Python environment "
+                    "(install it, see requirements.txt, or set event_loop: asyncio)")
+    return None
+
+
+def check_config(config: Config) -> List[str]:
+    """Beyond the schema: the event loop is there; load certificates and keys, check the signers."""
+    from .responses import Responder, StartupError
+
+    problem = event_loop_problem(config)
+    if problem:
+        return [problem]
     try:
         responder = Responder(config)
     except StartupError as exc:
@@ -238,15 +245,13 @@ def main(argv=None) -> int:
             print(f"ocsp_responder: configuration OK ({len(config.issuers)} issuer(s))")
         return 2 if problems else 0
     setup_logging(config.log.level, config.log.format)
-    # Before forking or binding: a problem found here is one clear message, not a
-    # worker dying at start.
-    problems = check_config(config)
+    # Checked before forking or binding: one clear message, not a worker dying at start.
+    # A single worker checks its signers itself (run_worker).
+    problems = check_config(config) if config.workers > 1 else list(filter(None, [event_loop_problem(config)]))
     if problems:
         log.error("cannot start: %s", problems[0])
         return 1
-    if config.workers > 1:
-        return run_master(config)
-    return run_worker(config, reuse_port=False)
+    return run_master(config) if config.workers > 1 else run_worker(config, reuse_port=False)
 
 
 if __name__ == "__main__":

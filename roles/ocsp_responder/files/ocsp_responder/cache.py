@@ -71,8 +71,8 @@ class ResponseCache:
 
     def get(self, key: CacheKey, current_status: Hashable, now: float) -> Optional[SignedResponse]:
         entry = self._entries.get(key)
-        if entry is None or entry.status != current_status or now >= entry.next_update - EXPIRY_GUARD:
-            return None  # (servable() inlined: this runs for every request)
+        if entry is None or entry.status != current_status or not entry.servable(now):
+            return None
         return entry
 
     def put(self, key: CacheKey, entry: SignedResponse) -> None:

@@ -172,13 +172,19 @@ class HttpFrontend:
         return _plain(405, "method not allowed", Allow=ALLOWED), "http_405"
 
     @staticmethod
-    def _complete_body(request: web.BaseRequest) -> Optional[bytes]:
-        """The body of a POST as clients send it (this exact Content-Type, the whole body
-        arrived with the headers), taken without a read task or timer; None for any other
-        POST, which _post checks and reads."""
+    def _arrived_body(request: web.BaseRequest) -> Optional[bytes]:
+        """The whole body if it came with the headers (any small request), taken without
+        a read task or timer; None if it is still arriving."""
         content = request.content
-        if request.headers.get("Content-Type") == OCSP_REQUEST and content.is_eof() and content.exception() is None:
+        if content.is_eof() and content.exception() is None:
             return content.read_nowait(-1)
+        return None
+
+    def _complete_body(self, request: web.BaseRequest) -> Optional[bytes]:
+        """The body of a POST as clients send it (this exact Content-Type, the whole body
+        arrived with the headers); None for any other POST, which _post checks and reads."""
+        if request.headers.get("Content-Type") == OCSP_REQUEST:
+            return self._arrived_body(request)
         return None
 
     async def _post(self, request: web.BaseRequest, fields: dict, body: Optional[bytes] = None):
@@ -192,10 +198,8 @@ class HttpFrontend:
                 response = _plain(413, "request too large")
                 response.force_close()
                 return response, "http_413"
-            content = request.content
-            if content.is_eof() and content.exception() is None:
-                body = content.read_nowait(-1)
-            else:
+            body = self._arrived_body(request)
+            if body is None:
                 body, refused = await self._read_body_in_time(request, limits)
                 if refused is not None:
                     return refused

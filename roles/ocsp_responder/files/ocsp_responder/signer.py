@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from .config import IssuerConfig
+from .protocol import tlv
 
 log = logging.getLogger("ocsp_responder.signer")
 
@@ -172,12 +173,5 @@ def load_signer(issuer: IssuerConfig, ca_cert: x509.Certificate, now: Optional[d
     )
 
 
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
 def _explicit(tag: int, inner: bytes) -> bytes:
-    return bytes([0xA0 | tag]) + _der_length(len(inner)) + inner
+    return tlv(0xA0 | tag, inner)
