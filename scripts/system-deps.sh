@@ -7,7 +7,7 @@ declare -A groups=(
   [base]="openssl make python3-venv rsync shellcheck"
   [clients]="gnutls-bin libnss3-tools default-jre-headless openjdk-17-jdk-headless"
   [podman]="podman runc iptables netavark aardvark-dns conmon catatonit uidmap slirp4netns fuse-overlayfs debootstrap zstd"
-  [bench]="wrk"
+  [bench]="wrk util-linux"
 )
 want=()
 for g in "${@:-base}"; do
