@@ -77,3 +77,37 @@ def test_cached_answers_refreshed_before_next_update(pki, tmp_path):
     old, new = statuses(first.der), statuses(later.der)
     assert new["produced_at"].native > old["produced_at"].native
     assert new["responses"][0]["next_update"].native > old["responses"][0]["next_update"].native
+
+
+def test_nonce_answers_within_one_second_share_only_what_may_be_shared(pki_copy, tmp_path, monkeypatch):
+    """Live answers built within one second reuse the signed fields before the extensions
+    (responder ID, producedAt, the single responses): each still echoes its own nonce, and
+    a revocation read within that second is answered at once."""
+    import ocsp_responder.responses as responses_module
+
+    frozen = time.time()
+    monkeypatch.setattr(responses_module.time, "time", lambda: frozen)
+    responder = Responder(config_from_dict(base_config(pki_copy)))
+    responder.load_indexes()
+    leaf = pki_copy.good
+    requests = [ocsp_request_der(pki_copy, leaf, nonce=True, tmp=tmp_path) for _request in range(2)]
+
+    async def scenario():
+        first = [await responder.answer(der) for der in requests]
+        pki_copy.intermediate.revoke(leaf, "keyCompromise")
+        await responder.reload()
+        return first, await responder.answer(requests[0])
+
+    try:
+        (one, two), after_revocation = asyncio.run(scenario())
+    finally:
+        responder.close()
+    data = [statuses(answer.der) for answer in (one, two, after_revocation)]
+    sent = [ocsp.OCSPRequest.load(der)["tbs_request"]["request_extensions"][0]["extn_value"].native
+            for der in requests]
+    echoed = [tbs["response_extensions"][0]["extn_value"].native for tbs in data]
+    assert sent[0] != sent[1]
+    assert echoed == [sent[0], sent[1], sent[0]]
+    assert data[0]["produced_at"].native == data[1]["produced_at"].native == data[2]["produced_at"].native
+    assert [tbs["responses"][0]["cert_status"].name for tbs in data] == ["good", "good", "revoked"]
+    assert one.der != two.der

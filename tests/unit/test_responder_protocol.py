@@ -86,7 +86,8 @@ def test_response_decodes_and_verifies(tmp_path, ca, key_factory):
                protocol.SingleAnswer(requested[2].cert_id_der, "unknown")]
     this_update, next_update = NOW - datetime.timedelta(minutes=5), NOW + datetime.timedelta(hours=8)
     singles = [protocol.single_response(a, this_update, next_update) for a in answers]
-    der = protocol.build_response(signer, "key_hash", singles, NOW, nonce_extension=None, extended_revoke=True)
+    der = protocol.build_response(signer, protocol.tbs_head(signer, "key_hash", singles, NOW),
+                                  nonce_extension=None, extended_revoke=True)
 
     response = ocsp.load_der_ocsp_response(der)
     assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
@@ -116,7 +117,7 @@ def test_response_decodes_and_verifies(tmp_path, ca, key_factory):
 def test_responder_id_by_name(tmp_path, ca):
     signer, signer_cert = signer_for(tmp_path, ca, ec.generate_private_key(ec.SECP256R1()))
     single = protocol.single_response(protocol.SingleAnswer(cert_id(ca, 5).cert_id_der, "good"), NOW, NOW)
-    response = ocsp.load_der_ocsp_response(protocol.build_response(signer, "name", [single], NOW))
+    response = ocsp.load_der_ocsp_response(protocol.build_response(signer, protocol.tbs_head(signer, "name", [single], NOW)))
     assert response.responder_name == signer_cert.subject
 
 

@@ -342,18 +342,22 @@ def single_response(answer: SingleAnswer, this_update: datetime.datetime, next_u
                     tlv(0xA0, generalized_time(next_update)))
 
 
-def build_response(signer, responder_id_mode: str, singles: Sequence[bytes], produced_at: datetime.datetime,
-                   nonce_extension: Optional[bytes] = None, extended_revoke: bool = False) -> bytes:
-    """A successful OCSPResponse with a BasicOCSPResponse signed by ``signer``."""
+def tbs_head(signer, responder_id_mode: str, singles: Sequence[bytes], produced_at: datetime.datetime) -> bytes:
+    """The fields of a ResponseData before its extensions: responderID, producedAt,
+    responses."""
+    return signer.responder_id(responder_id_mode) + generalized_time(produced_at) + sequence(*singles)
+
+
+def build_response(signer, head: bytes, nonce_extension: Optional[bytes] = None,
+                   extended_revoke: bool = False) -> bytes:
+    """A successful OCSPResponse with a BasicOCSPResponse signed by ``signer``; ``head``
+    from tbs_head."""
     extensions = []
     if nonce_extension is not None:
         extensions.append(nonce_extension)
     if extended_revoke:
         extensions.append(_EXTENDED_REVOKE_EXTENSION)
-    tbs_parts = [signer.responder_id(responder_id_mode), generalized_time(produced_at), sequence(*singles)]
-    if extensions:
-        tbs_parts.append(tlv(0xA1, sequence(*extensions)))
-    tbs = sequence(*tbs_parts)
+    tbs = sequence(head, tlv(0xA1, sequence(*extensions))) if extensions else sequence(head)
     signature = signer.sign(tbs)
     basic = sequence(tbs, signer.algorithm_der, tlv(0x03, b"\x00" + signature),
                      tlv(0xA0, sequence(signer.cert_der)))

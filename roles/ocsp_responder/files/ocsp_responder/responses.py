@@ -30,6 +30,8 @@ from .status_source import IndexSource
 log = logging.getLogger("ocsp_responder.responses")
 
 UTC = datetime.timezone.utc
+# Live-signing memo bound: distinct certificate sets asked about with a nonce in one second.
+TBS_HEADS_PER_SECOND = 4096
 # RFC 6960 §2.2 "extended revoked" answer for a serial that was never issued.
 EXTENDED_REVOKED = ("revoked", 0, 6)  # 1970-01-01T00:00:00Z, certificateHold
 
@@ -105,6 +107,10 @@ class Responder:
         self._queued: set = set()
         self._known_requests: Dict[bytes, KnownRequest] = {}
         self._known_requests_max = max(1024, config.cache_max_entries)
+        # Live signing: the response up to its extensions, per (second, certificates,
+        # statuses); one dict per second, replaced whole when the second changes.
+        self._tbs_heads: Dict[tuple, tuple] = {}
+        self._tbs_heads_second = None
         # The hot path bumps this directly (plain int, see metrics.Counts).
         self._counts = metrics.counts if metrics is not None else None
         for index, issuer_config in enumerate(config.issuers):
@@ -257,11 +263,36 @@ class Responder:
         return protocol.SingleAnswer(cert_id_der, "good")
 
     def sign(self, issuer: Issuer, cert_ids: List[bytes], statuses, nonce_extension: Optional[bytes]):
-        """Build and sign one response (thread-safe, no shared state). Returns
+        """Build and sign one response (thread-safe: no shared state but a memo). Returns
         (DER, thisUpdate, nextUpdate as POSIX seconds, the Signer used)."""
         config = self.config
         signer = issuer.signer  # once: a SIGHUP may swap it meanwhile
         now = int(time.time())
+        if nonce_extension is None:
+            head = self._tbs_head(signer, now, cert_ids, statuses)
+        else:
+            head = self._memo_tbs_head(signer, now, cert_ids, statuses)
+        der = protocol.build_response(signer, head[1], nonce_extension=nonce_extension,
+                                      extended_revoke=config.unknown_serial_policy == "revoked")
+        return der, head[2], head[3], signer
+
+    def _memo_tbs_head(self, signer, now: int, cert_ids: List[bytes], statuses) -> tuple:
+        """_tbs_head, built once per second for requests that differ only by their nonce
+        (every request of a client that sends nonces)."""
+        key = (now, tuple(cert_ids), tuple(statuses))
+        if self._tbs_heads_second != now:
+            self._tbs_heads, self._tbs_heads_second = {}, now  # a racing thread loses only memo entries
+        heads = self._tbs_heads
+        head = heads.get(key)
+        if head is None or head[0] is not signer:
+            head = self._tbs_head(signer, now, cert_ids, statuses)
+            if len(heads) < TBS_HEADS_PER_SECOND:
+                heads[key] = head
+        return head
+
+    def _tbs_head(self, signer, now: int, cert_ids: List[bytes], statuses) -> tuple:
+        """(signer, tbsResponseData up to its extensions, thisUpdate, nextUpdate)."""
+        config = self.config
         # Backdated for clients whose clock is behind, but never before the signer
         # certificate's notBefore (clients check the signer's validity too).
         this_update = max(now - int(config.this_update_backdate), int(signer.valid_from))
@@ -270,10 +301,8 @@ class Responder:
         next_dt = datetime.datetime.fromtimestamp(next_update, UTC)
         singles = [protocol.single_response(self._single_answer(cert_id, status), this_dt, next_dt)
                    for cert_id, status in zip(cert_ids, statuses)]
-        der = protocol.build_response(
-            signer, config.responder_id, singles, datetime.datetime.fromtimestamp(now, UTC),
-            nonce_extension=nonce_extension, extended_revoke=config.unknown_serial_policy == "revoked")
-        return der, float(this_update), float(next_update), signer
+        return (signer, protocol.tbs_head(signer, config.responder_id, singles, datetime.datetime.fromtimestamp(now, UTC)),
+                float(this_update), float(next_update))
 
     # --- background: index watching, pre-signing, refreshing ------------------------
 
