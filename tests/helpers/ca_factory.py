@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import CADatabase  # noqa: E402
 from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory  # noqa: E402
 from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write  # noqa: E402
+from tests.helpers.openssl_conf import ca_conf  # noqa: E402
 
 UTC = datetime.timezone.utc
 
@@ -101,41 +102,6 @@ class ApiCA:
         return path
 
 
-OPENSSL_CA_CNF = """\
-[ ca ]
-default_ca = CA_default
-[ CA_default ]
-dir = {dir}
-database = $dir/index.txt
-new_certs_dir = $dir/newcerts
-serial = $dir/serial
-crlnumber = $dir/crlnumber
-private_key = $dir/private/ca.key.pem
-certificate = $dir/certs/ca.cert.pem
-default_md = sha256
-default_days = 30
-default_crl_days = 7
-policy = policy_any
-[ policy_any ]
-commonName = supplied
-organizationName = optional
-countryName = optional
-[ req ]
-distinguished_name = dn
-prompt = no
-[ dn ]
-CN = unused
-[ v3_ca ]
-basicConstraints = critical, CA:true
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ leaf ]
-basicConstraints = CA:false
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-
-
 class OpensslCA:
     """A CA directory made with nothing but the openssl CLI, in the issue's layout."""
 
@@ -148,7 +114,10 @@ class OpensslCA:
         (path / "serial").write_text("1000\n")
         (path / "crlnumber").write_text("1000\n")
         self.cnf = path / "openssl.cnf"
-        self.cnf.write_text(OPENSSL_CA_CNF.format(dir=path))
+        self.cnf.write_text(ca_conf(path, default_days=30, default_crl_days=7, unique_subject=True,
+                                    policy="policy_any",
+                                    policy_fields=("commonName", "organizationName", "countryName"),
+                                    extensions={"v3_ca": "bare_ca", "leaf": "bare_leaf"}))
         self.key = path / "private" / "ca.key.pem"
         self.cert = path / "certs" / "ca.cert.pem"
         openssl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",

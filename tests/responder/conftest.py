@@ -29,71 +29,14 @@ from typing import Dict, List, Optional
 import pytest
 import yaml
 
+from tests.helpers.openssl_conf import ca_conf
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = ROOT / "roles" / "ocsp_responder" / "files"
 
-CA_CONF = """\
-[ ca ]
-default_ca = CA_default
-
-[ CA_default ]
-dir               = .
-certs             = $dir/certs
-new_certs_dir     = $dir/newcerts
-database          = $dir/index.txt
-serial            = $dir/serial
-private_key       = $dir/private/ca.key.pem
-certificate       = $dir/certs/ca.cert.pem
-default_md        = sha256
-default_days      = 375
-preserve          = no
-policy            = policy_loose
-unique_subject    = no
-copy_extensions   = none
-
-[ policy_loose ]
-countryName             = optional
-organizationName        = optional
-commonName              = supplied
-
-[ req ]
-distinguished_name  = req_distinguished_name
-prompt              = no
-[ req_distinguished_name ]
-CN = placeholder
-
-[ v3_ca ]
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always,issuer
-basicConstraints = critical, CA:true
-keyUsage = critical, digitalSignature, cRLSign, keyCertSign
-
-[ v3_intermediate_ca ]
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always,issuer
-basicConstraints = critical, CA:true, pathlen:0
-keyUsage = critical, digitalSignature, cRLSign, keyCertSign
-
-[ server_cert ]
-basicConstraints = CA:FALSE
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid,issuer:always
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-authorityInfoAccess = OCSP;URI:http://127.0.0.1:2560/
-
-[ ocsp ]
-basicConstraints = CA:FALSE
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid,issuer
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, OCSPSigning
-noCheck = ignored
-
-[ ocsp_without_eku ]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-"""
+# `openssl ca` runs from inside the directory (dir = .), so a copied CA works where it lands.
+CA_CONF = ca_conf(".", default_days=375, ocsp_url="http://127.0.0.1:2560/",
+                  extensions=("v3_ca", "v3_intermediate_ca", "server_cert", "ocsp", "ocsp_without_eku"))
 
 KEY_ALGORITHMS = {
     "rsa": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],

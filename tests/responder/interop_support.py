@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -25,6 +26,12 @@ from pathlib import Path
 from typing import Optional
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/run.py imports this module with only tests/responder on sys.path
+    sys.path.insert(0, str(ROOT))
+
+from tests.helpers.openssl_conf import ca_conf  # noqa: E402
+
 JAVA_SOURCE = HERE / "java" / "OcspCheck.java"
 CLIENT_TIMEOUT = 60
 
@@ -94,44 +101,6 @@ def _new_key_args(key_type: str) -> list:
     raise ValueError(f"unknown key type {key_type}")
 
 
-CA_CNF = """\
-[ ca ]
-default_ca = CA_default
-
-[ CA_default ]
-dir = {ca_dir}
-database = $dir/index.txt
-new_certs_dir = $dir/newcerts
-serial = $dir/serial
-certificate = $dir/ca.crt
-private_key = $dir/private/ca.key
-default_md = sha256
-default_days = 365
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-
-[ policy_any ]
-commonName = supplied
-
-[ leaf_ext ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-authorityInfoAccess = OCSP;URI:{ocsp_url}
-
-[ ocsp_ext ]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = critical, OCSPSigning
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-noCheck = ignored
-"""
-
-
 def issue_unlisted(pki: "Pki", name: str, ocsp_url: str, serial: int = 0x7777,
                    ca_passphrase: Optional[str] = None) -> Path:
     """A leaf the CA key signed outside its database (`openssl x509 -req`, as a
@@ -170,7 +139,9 @@ def build_openssl_pki(base: Path, ocsp_url: str, *, ca_key_type="ec", signer_key
     (ca_dir / "index.txt").write_text("")
     (ca_dir / "serial").write_text("1000\n")
     cnf = ca_dir / "openssl.cnf"
-    cnf.write_text(CA_CNF.format(ca_dir=ca_dir, ocsp_url=ocsp_url))
+    cnf.write_text(ca_conf(ca_dir, default_days=365, certificate="ca.crt", private_key="private/ca.key",
+                           policy="policy_any", policy_fields=("commonName",),
+                           extensions=("leaf_ext", "ocsp_ext"), ocsp_url=ocsp_url))
     ca_key, ca_cert, ca_csr = ca_dir / "private" / "ca.key", ca_dir / "ca.crt", base / "ca.csr"
     openssl("req", "-new", *_new_key_args(ca_key_type), "-nodes", "-keyout", ca_key, "-out", ca_csr,
             "-subj", "/O=pkiops interop/CN=Interop Issuing CA")
