@@ -73,6 +73,8 @@ CASES = {
     "nonce raw": request_der(nonce=os.urandom(16)),
     "nonce empty": request_der(nonce=core.OctetString(b"").dump()),
     "nonce 129": request_der(nonce=core.OctetString(os.urandom(129)).dump()),
+    "nonce then another extension": request_der(nonce=core.OctetString(os.urandom(32)).dump(), extra_extension=True),
+    "two certs and a nonce": request_der(((SHA1, 1), (SHA256, 2)), nonce=core.OctetString(os.urandom(8)).dump()),
     "two certs": request_der(((SHA1, 1), (SHA256, 2))),
     "other extension": request_der(extra_extension=True, critical=True),
     "nine certs": request_der(tuple((SHA1, n) for n in range(9))),
@@ -116,3 +118,53 @@ def test_mutated_requests_never_accepted_by_walker_alone(case, position, value, 
     der = bytes(der)
     assert_agree(der)
     assert outcome(protocol.parse_request, der) == outcome(protocol._full_parse, der)
+
+
+def nonce_octets(der: bytes):
+    layout = protocol._fast_parse(der, 8).nonce_layout
+    assert layout is not None
+    return layout
+
+
+def test_request_parser_reuses_a_shape_only_for_another_nonce():
+    parser = protocol.RequestParser(8)
+    first = CASES["nonce der"]
+    extension_start, extension_end, start, end = nonce_octets(first)
+    assert parser.parse(first) == protocol.parse_request(first, 8)
+    for _round in range(20):
+        other = first[:start] + os.urandom(end - start) + first[end:]
+        got = parser.parse(other)
+        assert got == protocol.parse_request(other, 8)
+        assert got.nonce_extension == other[extension_start:extension_end]
+    assert len(parser._shapes) == 1, "another nonce is not another shape"
+    # A raw (RFC 2560-era) nonce has no OCTET STRING to delimit: never remembered.
+    raw = CASES["nonce raw"]
+    assert protocol._fast_parse(raw, 8).nonce_layout is None
+    assert parser.parse(raw) == protocol.parse_request(raw, 8) and len(parser._shapes) == 1
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(["nonce der", "nonce 129", "nonce then another extension", "two certs and a nonce"]),
+       position=st.integers(0, 400),
+       value=st.integers(0, 255), action=st.sampled_from(["replace", "insert", "delete", "truncate", "nonce"]))
+def test_request_parser_agrees_with_parse_request_on_mutations(case, position, value, action):
+    """A parser that has seen the request answers every variant exactly as a fresh parse:
+    a changed byte outside the nonce octets is a new shape, never a hit."""
+    parser = protocol.RequestParser(8)
+    original = CASES[case]
+    parser.parse(original)
+    der = bytearray(original)
+    position %= len(der)
+    if action == "replace":
+        der[position] = value
+    elif action == "insert":
+        der.insert(position, value)
+    elif action == "delete":
+        del der[position]
+    elif action == "truncate":
+        der = der[:position]
+    else:
+        _extension_start, _extension_end, start, end = nonce_octets(original)
+        der[start + position % (end - start)] = value
+    der = bytes(der)
+    assert outcome(lambda request, _limit: parser.parse(request), der) == outcome(protocol.parse_request, der)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import functools
 from dataclasses import dataclass, field
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from asn1crypto import core
 from asn1crypto import ocsp as asn1_ocsp
@@ -98,7 +98,9 @@ class OcspRequest:
     certs: List[CertRequest]
     nonce_extension: Optional[bytes] = None   # the request's whole Extension, DER
     nonce_length: Optional[int] = None
-    extra: dict = field(default_factory=dict)
+    # Set by the fast walker when the nonce is a DER OCTET STRING: (start, end) of the
+    # Extension and of the nonce octets in the request (for RequestParser).
+    nonce_layout: Optional[Tuple[int, int, int, int]] = field(default=None, compare=False)
 
 
 class _Extension(core.Sequence):
@@ -244,6 +246,13 @@ def _fast_parse(der: bytes, max_certs: int) -> OcspRequest:
             if der[oid_start:oid_end] == _OID_NONCE_CONTENT:
                 parsed.nonce_extension = der[at:extension_end]
                 parsed.nonce_length = nonce_length(der[value_start:value_end])
+                parsed.nonce_layout = None
+                try:
+                    tag, octets_start, octets_end = _tlv_at(der, value_start, value_end)
+                    if tag == 0x04 and octets_end == value_end:
+                        parsed.nonce_layout = (at, extension_end, octets_start, octets_end)
+                except _Unusual:
+                    pass
             at = extension_end
     return parsed
 
@@ -257,6 +266,49 @@ def parse_request(der: bytes, max_certs: int) -> OcspRequest:
         return _fast_parse(der, max_certs)
     except _Unusual:
         return _full_parse(der, max_certs)
+
+
+class RequestParser:
+    """parse_request, remembering requests that carry a nonce. A client that sends nonces
+    sends the same bytes every time but for the nonce octets; a request of the same length
+    whose bytes before and after the nonce octets are those of one read before is that
+    request with another nonce: same certificates, same nonce length, only the extension
+    bytes are new. Only what the strict walker read with the nonce as a DER OCTET STRING
+    is remembered: nothing the walker checks lies inside the nonce octets."""
+
+    WINDOWS_PER_LENGTH = 8
+
+    def __init__(self, max_certs: int, max_shapes: int = 4096):
+        self.max_certs = max_certs
+        self.max_shapes = max_shapes
+        self._windows: Dict[int, List[Tuple[int, int]]] = {}  # request length -> nonce octets (start, end) seen
+        # (length, bytes before the nonce octets, bytes after) -> (certs, extension start, end, nonce length)
+        self._shapes: Dict[Tuple[int, bytes, bytes], tuple] = {}
+
+    def parse(self, der: bytes) -> OcspRequest:
+        size = len(der)
+        for start, end in self._windows.get(size, ()):
+            shape = self._shapes.get((size, der[:start], der[end:]))
+            if shape is not None:
+                certs, extension_start, extension_end, length = shape
+                return OcspRequest(list(certs), der[extension_start:extension_end], length)
+        request = parse_request(der, self.max_certs)
+        if request.nonce_layout is not None:
+            self._remember(der, request)
+        return request
+
+    def _remember(self, der: bytes, request: OcspRequest) -> None:
+        extension_start, extension_end, start, end = request.nonce_layout
+        if len(self._shapes) >= self.max_shapes:  # bounded: a flood of shapes only empties it
+            self._shapes.clear()
+            self._windows.clear()
+        windows = self._windows.setdefault(len(der), [])
+        if (start, end) not in windows:
+            if len(windows) >= self.WINDOWS_PER_LENGTH:
+                return
+            windows.append((start, end))
+        self._shapes[(len(der), der[:start], der[end:])] = (
+            tuple(request.certs), extension_start, extension_end, request.nonce_length)
 
 
 def _full_parse(der: bytes, max_certs: int) -> OcspRequest:

@@ -107,6 +107,7 @@ class Responder:
         self._queued: set = set()
         self._known_requests: Dict[bytes, KnownRequest] = {}
         self._known_requests_max = max(1024, config.cache_max_entries)
+        self._request_parser = protocol.RequestParser(config.limits.max_request_certs)
         # Live signing: the response up to its extensions, per (second, certificates,
         # statuses); one dict per second, replaced whole when the second changes.
         self._tbs_heads: Dict[tuple, tuple] = {}
@@ -178,7 +179,7 @@ class Responder:
             return fast
         config = self.config
         try:
-            request = protocol.parse_request(der, config.limits.max_request_certs)
+            request = self._request_parser.parse(der)
         except protocol.MalformedRequest as exc:
             log.debug("malformed request: %s", exc)
             return Answer(protocol.error_response(protocol.MALFORMED_REQUEST), "malformedRequest")

@@ -77,14 +77,16 @@ def _signature_scheme(key):
     """(AlgorithmIdentifier DER, sign(bytes) -> bytes) for the key type."""
     if isinstance(key, rsa.RSAPrivateKey):
         algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa", "parameters": core.Null()})
-        return algorithm.dump(), lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()  # immutable: made once, not per signature
+        return algorithm.dump(), lambda data: key.sign(data, pkcs1, sha256)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         # Match the digest to the curve strength, as CAs do (P-256/SHA-256, P-384/SHA-384...).
         size = key.curve.key_size
         digest, name = (hashes.SHA256(), "sha256_ecdsa") if size <= 256 else (
             (hashes.SHA384(), "sha384_ecdsa") if size <= 384 else (hashes.SHA512(), "sha512_ecdsa"))
         algorithm = algos.SignedDigestAlgorithm({"algorithm": name})
-        return algorithm.dump(), lambda data: key.sign(data, ec.ECDSA(digest))
+        ecdsa = ec.ECDSA(digest)
+        return algorithm.dump(), lambda data: key.sign(data, ecdsa)
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return algos.SignedDigestAlgorithm({"algorithm": "ed25519"}).dump(), key.sign
     if isinstance(key, ed448.Ed448PrivateKey):
