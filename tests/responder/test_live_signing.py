@@ -82,32 +82,42 @@ def test_cached_answers_refreshed_before_next_update(pki, tmp_path):
 def test_nonce_answers_within_one_second_share_only_what_may_be_shared(pki_copy, tmp_path, monkeypatch):
     """Live answers built within one second reuse the signed fields before the extensions
     (responder ID, producedAt, the single responses): each still echoes its own nonce, and
-    a revocation read within that second is answered at once."""
+    a revocation read, or a signer installed, within that second gets a new build."""
     import ocsp_responder.responses as responses_module
+    from ocsp_responder.signer import load_certificate, load_signer
 
     frozen = time.time()
     monkeypatch.setattr(responses_module.time, "time", lambda: frozen)
     responder = Responder(config_from_dict(base_config(pki_copy)))
     responder.load_indexes()
+    builds = []
+    build = responder._tbs_head
+    monkeypatch.setattr(responder, "_tbs_head", lambda *args: builds.append(args[0]) or build(*args))
     leaf = pki_copy.good
-    requests = [ocsp_request_der(pki_copy, leaf, nonce=True, tmp=tmp_path) for _request in range(2)]
+    requests = [ocsp_request_der(pki_copy, leaf, nonce=True, tmp=tmp_path) for _request in range(3)]
+    issuer = responder.issuers[0]
 
     async def scenario():
-        first = [await responder.answer(der) for der in requests]
+        first = [await responder.answer(der) for der in requests[:2]]
+        assert len(builds) == 1, "the second answer reuses the first one's fields"
         pki_copy.intermediate.revoke(leaf, "keyCompromise")
         await responder.reload()
-        return first, await responder.answer(requests[0])
+        revoked = await responder.answer(requests[0])
+        assert len(builds) == 2, "a new status is a new build"
+        issuer.signer = load_signer(issuer.config, load_certificate(issuer.config.ca_cert))
+        rotated = await responder.answer(requests[2])
+        assert builds[-1] is issuer.signer and len(builds) == 3, "a new signer is a new build"
+        return first + [revoked, rotated]
 
     try:
-        (one, two), after_revocation = asyncio.run(scenario())
+        answers = asyncio.run(scenario())
     finally:
         responder.close()
-    data = [statuses(answer.der) for answer in (one, two, after_revocation)]
+    data = [statuses(answer.der) for answer in answers]
     sent = [ocsp.OCSPRequest.load(der)["tbs_request"]["request_extensions"][0]["extn_value"].native
             for der in requests]
     echoed = [tbs["response_extensions"][0]["extn_value"].native for tbs in data]
-    assert sent[0] != sent[1]
-    assert echoed == [sent[0], sent[1], sent[0]]
-    assert data[0]["produced_at"].native == data[1]["produced_at"].native == data[2]["produced_at"].native
-    assert [tbs["responses"][0]["cert_status"].name for tbs in data] == ["good", "good", "revoked"]
-    assert one.der != two.der
+    assert len(set(sent)) == 3
+    assert echoed == [sent[0], sent[1], sent[0], sent[2]]
+    assert len({tbs["produced_at"].native for tbs in data}) == 1
+    assert [tbs["responses"][0]["cert_status"].name for tbs in data] == ["good", "good", "revoked", "revoked"]

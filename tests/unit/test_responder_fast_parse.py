@@ -136,11 +136,25 @@ def test_request_parser_reuses_a_shape_only_for_another_nonce():
         got = parser.parse(other)
         assert got == protocol.parse_request(other, 8)
         assert got.nonce_extension == other[extension_start:extension_end]
-    assert len(parser._shapes) == 1, "another nonce is not another shape"
+    assert parser.reused == 20 and len(parser._shapes) == 1, "another nonce is the same shape"
     # A raw (RFC 2560-era) nonce has no OCTET STRING to delimit: never remembered.
     raw = CASES["nonce raw"]
     assert protocol._fast_parse(raw, 8).nonce_layout is None
-    assert parser.parse(raw) == protocol.parse_request(raw, 8) and len(parser._shapes) == 1
+    for _round in range(2):
+        assert parser.parse(raw) == protocol.parse_request(raw, 8)
+    assert parser.reused == 20 and len(parser._shapes) == 1
+
+
+def test_request_parser_memory_is_bounded():
+    parser = protocol.RequestParser(8, max_shapes=3, max_bytes=10_000)
+    for serial in range(10):
+        parser.parse(request_der(((SHA1, serial),), nonce=core.OctetString(os.urandom(16)).dump()))
+        assert len(parser._shapes) <= 3
+    parser.max_shapes = 1000
+    for round_number in range(30):  # ~1 KB each, all different: the byte bound empties it
+        parser.parse(request_der(tuple((SHA256, n + 100 * round_number) for n in range(8)),
+                                 nonce=core.OctetString(os.urandom(16)).dump()))
+        assert 0 < parser._bytes <= 10_000
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -168,3 +182,5 @@ def test_request_parser_agrees_with_parse_request_on_mutations(case, position, v
         der[start + position % (end - start)] = value
     der = bytes(der)
     assert outcome(lambda request, _limit: parser.parse(request), der) == outcome(protocol.parse_request, der)
+    if action == "nonce":
+        assert parser.reused == 1, "a new nonce in a known request is a reused parse"

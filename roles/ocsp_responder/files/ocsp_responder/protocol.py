@@ -278,9 +278,12 @@ class RequestParser:
 
     WINDOWS_PER_LENGTH = 8
 
-    def __init__(self, max_certs: int, max_shapes: int = 4096):
+    def __init__(self, max_certs: int, max_shapes: int = 4096, max_bytes: int = 4 << 20):
         self.max_certs = max_certs
         self.max_shapes = max_shapes
+        self.max_bytes = max_bytes      # of request bytes remembered: a flood of big requests stays bounded
+        self.reused = 0                 # parses answered from a remembered shape
+        self._bytes = 0
         self._windows: Dict[int, List[Tuple[int, int]]] = {}  # request length -> nonce octets (start, end) seen
         # (length, bytes before the nonce octets, bytes after) -> (certs, extension start, end, nonce length)
         self._shapes: Dict[Tuple[int, bytes, bytes], tuple] = {}
@@ -291,6 +294,7 @@ class RequestParser:
             shape = self._shapes.get((size, der[:start], der[end:]))
             if shape is not None:
                 certs, extension_start, extension_end, length = shape
+                self.reused += 1
                 return OcspRequest(list(certs), der[extension_start:extension_end], length)
         request = parse_request(der, self.max_certs)
         if request.nonce_layout is not None:
@@ -299,14 +303,16 @@ class RequestParser:
 
     def _remember(self, der: bytes, request: OcspRequest) -> None:
         extension_start, extension_end, start, end = request.nonce_layout
-        if len(self._shapes) >= self.max_shapes:  # bounded: a flood of shapes only empties it
-            self._shapes.clear()
+        if len(self._shapes) >= self.max_shapes or self._bytes + len(der) > self.max_bytes:
+            self._shapes.clear()  # bounded: a flood of shapes only empties it
             self._windows.clear()
+            self._bytes = 0
         windows = self._windows.setdefault(len(der), [])
         if (start, end) not in windows:
             if len(windows) >= self.WINDOWS_PER_LENGTH:
                 return
             windows.append((start, end))
+        self._bytes += len(der)
         self._shapes[(len(der), der[:start], der[end:])] = (
             tuple(request.certs), extension_start, extension_end, request.nonce_length)
 

@@ -31,7 +31,7 @@ log = logging.getLogger("ocsp_responder.responses")
 
 UTC = datetime.timezone.utc
 # Live-signing memo bound: distinct certificate sets asked about with a nonce in one second.
-TBS_HEADS_PER_SECOND = 4096
+TBS_HEADS_PER_SECOND = 1024
 # RFC 6960 §2.2 "extended revoked" answer for a serial that was never issued.
 EXTENDED_REVOKED = ("revoked", 0, 6)  # 1970-01-01T00:00:00Z, certificateHold
 
