@@ -236,12 +236,12 @@ def measured(proc, base_url: str, mode: str, args, load) -> dict:
     user_before, system_before = group_cpu_seconds(proc.pid)
     run = wrk(base_url, load.env(mode), args)
     user_after, system_after = group_cpu_seconds(proc.pid)
-    user, cpu = user_after - user_before, user_after + system_after - user_before - system_before
+    user, system = user_after - user_before, system_after - system_before
+    cpu = user + system
     run["server_cpu_seconds"] = cpu
     run["server_user_seconds"] = user
-    run["cpu_us_per_request"] = cpu / run["requests"] * 1e6 if run["requests"] else float("inf")
-    run["user_us_per_request"] = user / run["requests"] * 1e6 if run["requests"] else float("inf")
-    run["system_us_per_request"] = run["cpu_us_per_request"] - run["user_us_per_request"]
+    for key, seconds in (("cpu", cpu), ("user", user), ("system", system)):
+        run[f"{key}_us_per_request"] = seconds / run["requests"] * 1e6 if run["requests"] else float("inf")
     run["per_cpu_second"] = run["requests"] / cpu if cpu else 0.0
     return run
 
@@ -263,15 +263,13 @@ def run_one(server, mode: str, args, load, pki, workdir: Path, name: str) -> dic
 
 
 def median_run(samples: list) -> dict:
-    """The median-throughput run; CPU per request is the median over all runs."""
+    """The median-throughput run; the CPU per request (user, system and both) is the median over all runs."""
     ordered = sorted(samples, key=lambda run: run["rps"])
     median = dict(ordered[len(ordered) // 2])
     median["all_rps"] = [run["rps"] for run in samples]
-    costs = sorted(run["cpu_us_per_request"] for run in samples)
-    median["cpu_us_per_request"] = costs[len(costs) // 2]
-    median["per_cpu_second"] = 1e6 / median["cpu_us_per_request"]
-    for key in ("user_us_per_request", "system_us_per_request"):
+    for key in ("cpu_us_per_request", "user_us_per_request", "system_us_per_request"):
         median[key] = sorted(run[key] for run in samples)[len(samples) // 2]
+    median["per_cpu_second"] = 1e6 / median["cpu_us_per_request"]
     return median
 
 

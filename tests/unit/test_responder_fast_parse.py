@@ -53,6 +53,22 @@ def outcome(parse, der: bytes):
         return "malformed"
 
 
+def mutated(der: bytes, position: int, value: int, action: str) -> bytes:
+    """``der`` with one byte replaced, inserted or deleted at ``position`` (modulo its
+    length), or cut there."""
+    der = bytearray(der)
+    position %= len(der)
+    if action == "replace":
+        der[position] = value
+    elif action == "insert":
+        der.insert(position, value)
+    elif action == "delete":
+        del der[position]
+    else:
+        der = der[:position]
+    return bytes(der)
+
+
 def assert_agree(der: bytes) -> bool:
     """True if the walker took the request; then the full parser must agree exactly."""
     try:
@@ -105,17 +121,7 @@ def test_walker_reads_what_the_full_parser_reads():
 @given(case=st.sampled_from(sorted(CASES)), position=st.integers(0, 400), value=st.integers(0, 255),
        action=st.sampled_from(["replace", "insert", "delete", "truncate"]))
 def test_mutated_requests_never_accepted_by_walker_alone(case, position, value, action):
-    der = bytearray(CASES[case])
-    position %= len(der)
-    if action == "replace":
-        der[position] = value
-    elif action == "insert":
-        der.insert(position, value)
-    elif action == "delete":
-        del der[position]
-    else:
-        der = der[:position]
-    der = bytes(der)
+    der = mutated(CASES[case], position, value, action)
     assert_agree(der)
     assert outcome(protocol.parse_request, der) == outcome(protocol._full_parse, der)
 
@@ -167,20 +173,11 @@ def test_request_parser_agrees_with_parse_request_on_mutations(case, position, v
     parser = protocol.RequestParser(8)
     original = CASES[case]
     parser.parse(original)
-    der = bytearray(original)
-    position %= len(der)
-    if action == "replace":
-        der[position] = value
-    elif action == "insert":
-        der.insert(position, value)
-    elif action == "delete":
-        del der[position]
-    elif action == "truncate":
-        der = der[:position]
-    else:
+    if action == "nonce":
         _extension_start, _extension_end, start, end = nonce_octets(original)
-        der[start + position % (end - start)] = value
-    der = bytes(der)
+        der = mutated(original, start + position % (end - start), value, "replace")
+    else:
+        der = mutated(original, position, value, action)
     assert outcome(lambda request, _limit: parser.parse(request), der) == outcome(protocol.parse_request, der)
     if action == "nonce":
         assert parser.reused == 1, "a new nonce in a known request is a reused parse"

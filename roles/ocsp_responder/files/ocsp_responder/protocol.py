@@ -245,14 +245,16 @@ def _fast_parse(der: bytes, max_certs: int) -> OcspRequest:
                 raise _Unusual
             if der[oid_start:oid_end] == _OID_NONCE_CONTENT:
                 parsed.nonce_extension = der[at:extension_end]
-                parsed.nonce_length = nonce_length(der[value_start:value_end])
-                parsed.nonce_layout = None
                 try:
                     tag, octets_start, octets_end = _tlv_at(der, value_start, value_end)
-                    if tag == 0x04 and octets_end == value_end:
-                        parsed.nonce_layout = (at, extension_end, octets_start, octets_end)
                 except _Unusual:
-                    pass
+                    tag = None
+                if tag == 0x04 and octets_end == value_end:  # the nonce as a DER OCTET STRING
+                    parsed.nonce_length = octets_end - octets_start
+                    parsed.nonce_layout = (at, extension_end, octets_start, octets_end)
+                else:  # raw or unusual: nonce_length's fallbacks decide
+                    parsed.nonce_length = nonce_length(der[value_start:value_end])
+                    parsed.nonce_layout = None
             at = extension_end
     return parsed
 

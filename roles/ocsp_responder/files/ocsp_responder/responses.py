@@ -269,13 +269,11 @@ class Responder:
         config = self.config
         signer = issuer.signer  # once: a SIGHUP may swap it meanwhile
         now = int(time.time())
-        if nonce_extension is None:
-            head = self._tbs_head(signer, now, cert_ids, statuses)
-        else:
-            head = self._memo_tbs_head(signer, now, cert_ids, statuses)
-        der = protocol.build_response(signer, head[1], nonce_extension=nonce_extension,
+        build = self._tbs_head if nonce_extension is None else self._memo_tbs_head
+        _signer, head, this_update, next_update = build(signer, now, cert_ids, statuses)
+        der = protocol.build_response(signer, head, nonce_extension=nonce_extension,
                                       extended_revoke=config.unknown_serial_policy == "revoked")
-        return der, head[2], head[3], signer
+        return der, this_update, next_update, signer
 
     def _memo_tbs_head(self, signer, now: int, cert_ids: List[bytes], statuses) -> tuple:
         """_tbs_head, built once per second for requests that differ only by their nonce
