@@ -3,6 +3,8 @@ signatures, background refresh of cached answers before nextUpdate."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 
 import pytest
@@ -121,3 +123,36 @@ def test_nonce_answers_within_one_second_share_only_what_may_be_shared(pki_copy,
     assert echoed == [sent[0], sent[1], sent[0], sent[2]]
     assert len({tbs["produced_at"].native for tbs in data}) == 1
     assert [tbs["responses"][0]["cert_status"].name for tbs in data] == ["good", "good", "revoked", "revoked"]
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_one_worker_signs_rsa_on_threads_only_with_several_usable_cores(pki, tmp_path, cores):
+    """The cores the process may use (systemd CPUAffinity=, taskset) decide, not the machine's:
+    on a single core the thread hand-off would only add cost."""
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < cores:
+        pytest.skip(f"needs {cores} usable cores")
+    signed_in = []
+    try:
+        os.sched_setaffinity(0, sorted(allowed)[:cores])
+        responder = Responder(config_from_dict(base_config(pki, workers=1)))
+    finally:
+        os.sched_setaffinity(0, allowed)
+    responder.load_indexes()
+    sign = responder.sign
+
+    def recording_sign(*args):
+        signed_in.append(threading.current_thread().name)
+        return sign(*args)
+
+    responder.sign = recording_sign
+    try:
+        answer = asyncio.run(responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)))
+    finally:
+        responder.close()
+    assert answer.status == "good"
+    assert len(signed_in) == 1
+    if cores == 1:
+        assert signed_in == [threading.main_thread().name]
+    else:
+        assert signed_in[0].startswith("ocsp-sign")

@@ -86,6 +86,14 @@ def _issuer_hashes(ca_der: bytes) -> Dict[str, Tuple[bytes, bytes]]:
             for alg in HASH_ALGORITHMS}
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (CPUAffinity=, taskset, a cpuset), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class Responder:
     def __init__(self, config: Config, metrics=None):
         self.config = config
@@ -96,9 +104,11 @@ class Responder:
         self._by_cert_id: Dict[Tuple[str, bytes, bytes], Issuer] = {}
         self.cache = ResponseCache(config.cache_max_entries)
         self._live_in_flight = 0
+        cores = usable_cores()
+        # One process on several cores: RSA signatures go to threads to use them all.
+        self._sign_on_threads = config.workers == 1 and cores > 1
         self._live_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(config.limits.max_live_signings, os.cpu_count() or 1)),
-            thread_name_prefix="ocsp-sign")
+            max_workers=max(1, min(config.limits.max_live_signings, cores)), thread_name_prefix="ocsp-sign")
         # Background work (index parsing, pre-signing) gets its own thread so it never
         # queues in front of a client's live signature.
         self._background_pool = concurrent.futures.ThreadPoolExecutor(
@@ -232,13 +242,12 @@ class Responder:
         self._live_in_flight += 1
         try:
             cert_ids = [c.cert_id_der for c in request.certs]
-            if issuer.signer.slow and config.workers == 1:
-                # One process: RSA signatures go to threads to use every core.
+            if issuer.signer.slow and self._sign_on_threads:
                 der_out, this_update, next_update, signer = await asyncio.get_running_loop().run_in_executor(
                     self._live_pool, self.sign, issuer, cert_ids, statuses, nonce_extension)
             else:
-                # Fast keys, or one process per core already: the thread hand-off would
-                # cost more than it saves.
+                # Fast keys, one process per core already, or a single core: the thread
+                # hand-off would cost more than it saves.
                 der_out, this_update, next_update, signer = self.sign(issuer, cert_ids, statuses, nonce_extension)
         finally:
             self._live_in_flight -= 1
