@@ -1,11 +1,13 @@
 """The responder against `openssl ocsp`, in one run on one machine (issue 3, Proof).
 
 Builds a PKI with the openssl CLI (RSA-2048 CA and delegated signer), starts
-`openssl ocsp` (its best setting: -multi <cores>) and ours (workers = cores) on the same
-index and keys, and drives both with the same wrk + Lua script (benchmarks/ocsp.lua):
-cached GET, cached POST, nonce POST (live signing). Then the ceiling: aiohttp serving
-constant bytes in as many processes, and `openssl speed` RSA-2048 signatures. Then a
-1,000,000-entry index: time until /healthz says 200, and RSS per entry.
+`openssl ocsp` (its best setting, calibrated) and ours on the same index and keys, and
+drives both with the same wrk + Lua script (benchmarks/ocsp.lua): cached GET, cached
+POST, nonce POST (live signing); with them the ceiling, aiohttp serving constant bytes in
+as many processes. All of it twice: with wrk and the servers sharing every core (workers
+= cores), then with wrk on a core of its own and the servers on the others (split).
+Then `openssl speed` RSA-2048 signatures, and a 1,000,000-entry index: time until
+/healthz says 200, and RSS per entry.
 
 Prints req/s, p50/p99 latency and ratios, then PASS/MISS per target of issue 3.
 Exits 0 whatever the verdicts (a benchmark, not a test); non-zero only when it could
@@ -28,7 +30,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Tuple
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -47,6 +50,31 @@ TARGET_RSS_PER_ENTRY = 2048
 
 
 # --- processes ---------------------------------------------------------------------------
+
+@dataclass
+class Arrangement:
+    """Where the servers and wrk run. ``shared``: every process on every core, as on a
+    busy host. ``split``: wrk on cores of its own, the servers (one worker per core)
+    on the others: with shared cores the load generator's CPU comes out of the
+    servers' throughput, the more so the cheaper a request is."""
+    name: str
+    workers: int
+    server_cpus: Optional[list] = None  # None: any core
+    load_cpus: Optional[list] = None
+
+    def describe(self) -> str:
+        if self.server_cpus is None:
+            return f"{self.name}: wrk and the servers ({self.workers} workers) on all cores"
+        return (f"{self.name}: wrk on CPU {','.join(map(str, self.load_cpus))}, the servers ({self.workers} "
+                f"workers) on CPU {','.join(map(str, self.server_cpus))}")
+
+
+def pinned_to(cpus):
+    """A preexec_fn confining the child (and what it forks) to ``cpus``; None: no confinement."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
 
 def http(url: str, body: bytes = None, timeout: float = 10.0):
     headers = {"Content-Type": "application/ocsp-request"} if body is not None else {}
@@ -92,7 +120,8 @@ class Ours:
     """Our responder as its docs say to run it: python -m ocsp_responder --config FILE."""
 
     def __init__(self, workdir: Path, pki, port: int, *, workers: int, event_loop: str, index: Path = None,
-                 request_log: bool = False, ready_timeout: float = 300.0):
+                 request_log: bool = False, ready_timeout: float = 300.0, cpus: list = None):
+        """``cpus``: the cores it may run on, its workers too (default: any)."""
         self.port = port
         config = {
             "listen": [f"127.0.0.1:{port}"],
@@ -109,7 +138,8 @@ class Ours:
         started = time.monotonic()
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "ocsp_responder", "--config", str(config_file)],
-                                         stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                         stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                         preexec_fn=pinned_to(cpus))
         while http(self.url("healthz"), timeout=2)[0] != 200:
             if self.proc.poll() is not None or time.monotonic() - started > ready_timeout:
                 self.stop()
@@ -126,13 +156,14 @@ class Ours:
 
 class FixedBytes:
     def __init__(self, workdir: Path, port: int, workers: int, body: bytes, event_loop: str,
-                 headers: dict = None):
+                 headers: dict = None, cpus: list = None):
         body_file = workdir / "fixed-body.der"
         body_file.write_bytes(body)
         self.port = port
         extra = [json.dumps(headers)] if headers else []
         self.proc = subprocess.Popen([sys.executable, str(HERE / "fixed_bytes_server.py"), str(port), str(workers),
-                                      str(body_file), event_loop, *extra], start_new_session=True)
+                                      str(body_file), event_loop, *extra], start_new_session=True,
+                                     preexec_fn=pinned_to(cpus))
         deadline = time.monotonic() + 20
         while http(self.url(), timeout=1)[0] != 200:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -191,7 +222,7 @@ class Load:
             assert got.value.nonce == sent.value.nonce, "nonce not echoed"
 
 
-def wrk(base_url: str, env: dict, args, duration: float = None) -> dict:
+def wrk(base_url: str, env: dict, args, duration: float = None, cpus: list = None) -> dict:
     cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{int(duration or args.duration)}s",
            "--timeout", "10s", "-s", str(HERE / "ocsp.lua"), base_url]
     if args.load_policy == "batch":
@@ -201,7 +232,7 @@ def wrk(base_url: str, env: dict, args, duration: float = None) -> dict:
         # a real responder comes from (and what `openssl speed` is measured without).
         cmd = ["chrt", "--batch", "0"] + cmd
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **env),
-                          timeout=(duration or args.duration) + 60, check=False)
+                          timeout=(duration or args.duration) + 60, check=False, preexec_fn=pinned_to(cpus))
     lines = [line for line in proc.stdout.splitlines() if line.startswith("WRKJSON ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed:\n{proc.stdout}\n{proc.stderr}")
@@ -230,11 +261,11 @@ def group_cpu_seconds(pgid: int) -> Tuple[float, float]:
     return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
-def measured(proc, base_url: str, mode: str, args, load) -> dict:
+def measured(proc, base_url: str, mode: str, args, load, load_cpus: list = None) -> dict:
     """wrk against one server, plus the CPU the server spent: on a shared machine the
     CPU per request is steadier than the throughput."""
     user_before, system_before = group_cpu_seconds(proc.pid)
-    run = wrk(base_url, load.env(mode), args)
+    run = wrk(base_url, load.env(mode), args, cpus=load_cpus)
     user_after, system_after = group_cpu_seconds(proc.pid)
     user, system = user_after - user_before, system_after - system_before
     cpu = user + system
@@ -246,18 +277,18 @@ def measured(proc, base_url: str, mode: str, args, load) -> dict:
     return run
 
 
-def run_one(server, mode: str, args, load, pki, workdir: Path, name: str) -> dict:
+def run_one(server, mode: str, args, load, pki, workdir: Path, name: str, where: Arrangement) -> dict:
     """One wrk run; server None means a fresh `openssl ocsp` for just this run: OpenSSL
     3.0's responder spins forever on a connection closed before it sent a request (as
     wrk leaves them when a run ends), which would poison the next run."""
     if server is not None:
-        return measured(server.proc, server.url(), mode, args, load)
+        return measured(server.proc, server.url(), mode, args, load, where.load_cpus)
     theirs = support.OpensslResponder(pki, support.free_port(), workdir / f"openssl-{name.replace(' ', '_')}.log",
-                                      multi=args.openssl_multi)
+                                      multi=args.openssl_multi, preexec_fn=pinned_to(where.server_cpus))
     try:
         base = f"http://127.0.0.1:{theirs.port}/"
         load.check(base, mode)
-        return measured(theirs.proc, base, mode, args, load)
+        return measured(theirs.proc, base, mode, args, load, where.load_cpus)
     finally:
         theirs.stop()
 
@@ -297,7 +328,8 @@ def calibrate_openssl(args, pki, load, workdir: Path, results: dict) -> None:
         for multi, conns in grid:
             trial = argparse.Namespace(threads=args.threads, connections=conns, openssl_multi=multi, duration=2,
                                        load_policy=args.load_policy)
-            run = run_one(None, "post", trial, load, pki, workdir, f"cal-{multi}-{conns}-{round_number}")
+            run = run_one(None, "post", trial, load, pki, workdir, f"cal-{multi}-{conns}-{round_number}",
+                          Arrangement("calibration", cores))
             rates[(multi, conns)].append(run["rps"])
     trials = []
     for (multi, conns), values in rates.items():
@@ -419,6 +451,99 @@ def machine() -> dict:
     }
 
 
+def measure(where: Arrangement, args, pki, load, workdir: Path) -> dict:
+    """Every scenario in one arrangement: interleaved rounds, median per scenario."""
+    modes = [("cached GET", "get"), ("cached POST", "post"), ("nonce POST", "nonce")]
+    shared = where.server_cpus is None  # the extra scenarios once, where the main figures are
+    servers = []
+
+    def started(server):
+        servers.append(server)
+        return server
+
+    try:
+        ours = started(Ours(workdir, pki, support.free_port(), workers=where.workers, event_loop=args.event_loop,
+                            cpus=where.server_cpus))
+        # The ceiling serves exactly the body ours returns for the cached GET: with only a
+        # Content-Type ("fixed"), and with the very headers ours sends ("same bytes": RFC
+        # 9919's Last-Modified, Expires, ETag, Cache-Control on GET).
+        body = http(ours.url().rstrip("/") + load.get_path)[1]
+        fixed = started(FixedBytes(workdir, support.free_port(), where.workers, body, args.event_loop,
+                                   cpus=where.server_cpus))
+        targets = []  # (key, server or None for openssl, mode)
+        for label, mode in modes:
+            targets.append((f"openssl {label}", None, mode))
+            targets.append((f"ours {label}", ours, mode))
+            if mode != "nonce":
+                targets.append((f"fixed {label}", fixed, mode))
+        if shared:
+            same = started(FixedBytes(workdir, support.free_port(), where.workers, body, args.event_loop,
+                                      {"GET": served_headers(ours.url().rstrip("/") + load.get_path),
+                                       "POST": served_headers(ours.url(), load.body)}))
+            logged = started(Ours(workdir, pki, support.free_port(), workers=where.workers,
+                                  event_loop=args.event_loop, request_log=True))
+            targets.append(("same bytes cached GET", same, "get"))
+            targets.append(("ours cached GET, request log on", logged, "get"))
+        for _key, server, mode in targets:
+            if server is not None:
+                load.check(server.url(), mode, fixed=isinstance(server, FixedBytes))
+                # warm-up: pre-signed, caches hot
+                wrk(server.url(), load.env(mode), args, duration=1, cpus=where.load_cpus)
+        samples = {target[0]: [] for target in targets}
+        # Interleaved rounds: load from other work on the machine drifts; every target
+        # sees the same drift, and the median drops the outliers.
+        for round_number in range(args.rounds):
+            for key, server, mode in targets:
+                samples[key].append(run_one(server, mode, args, load, pki, workdir,
+                                            f"{where.name}-{key}-{round_number}", where))
+    finally:
+        for server in servers:
+            server.stop()
+
+    print(f"{'target / scenario':<34}{'req/s':>10}{'p50/p99 ms':>18}{'CPU us/req':>12}   rounds req/s")
+    runs = {}
+    for key in samples:
+        runs[key] = median_run(samples[key])
+        print(fmt_row(key, runs[key]) + "   " + " ".join(f"{run['rps']:.0f}" for run in samples[key]))
+    return runs
+
+
+def target_checks(where: Arrangement, runs: dict, sign_per_second: float) -> list:
+    """(text, target, pass or None for information) per target of issue 3, in one arrangement."""
+    checks = []
+
+    def compare(text, ours_run, other_rps, other_per_cpu, target, unit="x"):
+        throughput = ours_run["rps"] / other_rps
+        per_cpu = ours_run["per_cpu_second"] / other_per_cpu
+        shown = (lambda r: f"{r:.1f}x") if unit == "x" else (lambda r: f"{r:.0%}")
+        goal = f">= {target:.0f}x" if unit == "x" else f">= {target:.0%}"
+        checks.append((f"[{where.name}] {text}: throughput {shown(throughput)}", goal, throughput >= target))
+        checks.append((f"[{where.name}] {text}: per CPU-second {shown(per_cpu)}", goal, per_cpu >= target))
+
+    for label in ("cached GET", "cached POST"):
+        theirs, fixed_run = runs[f"openssl {label}"], runs[f"fixed {label}"]
+        compare(f"{label}, ours / openssl ocsp", runs[f"ours {label}"], theirs["rps"], theirs["per_cpu_second"],
+                TARGET_CACHED_VS_OPENSSL)
+        compare(f"{label}, ours / aiohttp fixed bytes", runs[f"ours {label}"], fixed_run["rps"],
+                fixed_run["per_cpu_second"], TARGET_CACHED_VS_FIXED, unit="%")
+        if label == "cached GET" and "same bytes cached GET" in runs:
+            same_run = runs["same bytes cached GET"]
+            compare(f"{label}, ours / aiohttp fixed bytes with our headers", runs[f"ours {label}"], same_run["rps"],
+                    same_run["per_cpu_second"], TARGET_CACHED_VS_FIXED, unit="%")
+    live = runs["ours nonce POST"]
+    compare(f"nonce POST, ours / (openssl speed {sign_per_second:.0f} sign/s x {where.workers} workers)",
+            live, sign_per_second * where.workers, sign_per_second, TARGET_LIVE_VS_SPEED, unit="%")
+    checks.append((f"[{where.name}] nonce POST, ours per user-CPU-second / openssl speed: "
+                   f"{1e6 / live['user_us_per_request'] / sign_per_second:.0%} (openssl speed divides by user CPU "
+                   f"time; ours also spent {live['system_us_per_request']:.0f} us of system time per request)",
+                   "none, for information", None))
+    theirs = runs["openssl nonce POST"]
+    checks.append((f"[{where.name}] nonce POST, ours / openssl ocsp: throughput {live['rps'] / theirs['rps']:.1f}x, "
+                   f"per CPU-second {live['per_cpu_second'] / theirs['per_cpu_second']:.1f}x",
+                   "none, for information", None))
+    return checks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default 3)")
@@ -426,7 +551,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--connections", type=int, help="wrk connections (default: openssl's best, calibrated)")
     parser.add_argument("--openssl-multi", type=int, help="openssl ocsp -multi (default: its best, calibrated)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes for both (default: cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="processes of every server on shared cores (default: cores)")
     parser.add_argument("--entries", type=int, default=1_000_000, help="size of the big index (default 1,000,000)")
     parser.add_argument("--ready-timeout", type=float, default=180, help="give up on readiness after (s)")
     parser.add_argument("--settle", type=float, default=10, help="seconds after ready to read RSS again")
@@ -436,6 +562,9 @@ def main() -> int:
                              "default)")
     parser.add_argument("--load-policy", choices=("batch", "normal"), default="batch",
                         help="scheduling policy of wrk: batch (default) does not preempt the servers on wake-up")
+    parser.add_argument("--split-load-cores", type=int, default=1,
+                        help="every scenario is measured again with wrk on this many cores of its own and the "
+                             "servers, one worker per core, on the others (default 1; 0: not measured)")
     args = parser.parse_args()
 
     results = {"machine": machine(), "args": vars(args), "runs": {}, "loadavg_before": os.getloadavg()}
@@ -447,55 +576,19 @@ def main() -> int:
     pki = support.build_openssl_pki(workdir / "pki", "http://127.0.0.1/", ca_key_type="rsa2048",
                                     signer_key_type="rsa2048")
     load = Load(pki, workdir)
-    runs = results["runs"]
-    modes = [("cached GET", "get"), ("cached POST", "post"), ("nonce POST", "nonce")]
-
     if args.openssl_multi is None or args.connections is None:
         calibrate_openssl(args, pki, load, workdir, results)
+    arrangements = [Arrangement("shared", args.workers)]
+    cores = sorted(os.sched_getaffinity(0))
+    if 0 < args.split_load_cores < len(cores):
+        load_cpus, server_cpus = cores[:args.split_load_cores], cores[args.split_load_cores:]
+        arrangements.append(Arrangement("split", len(server_cpus), server_cpus, load_cpus))
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds "
-          f"(median); openssl ocsp -multi {args.openssl_multi}; ours and the fixed-bytes server: {args.workers} "
-          f"worker processes on {args.event_loop}; RSA-2048 signer; wrk scheduled as {args.load_policy.upper()}")
-
-    ours = Ours(workdir, pki, support.free_port(), workers=args.workers, event_loop=args.event_loop)
-    ours_logged = Ours(workdir, pki, support.free_port(), workers=args.workers, event_loop=args.event_loop,
-                       request_log=True)
-    fixed = same = None
-    try:
-        # The ceiling serves exactly the body ours returns for the cached GET: with only a
-        # Content-Type ("fixed"), and with the very headers ours sends ("same bytes": RFC
-        # 9919's Last-Modified, Expires, ETag, Cache-Control on GET).
-        body = http(ours.url().rstrip("/") + load.get_path)[1]
-        fixed = FixedBytes(workdir, support.free_port(), args.workers, body, args.event_loop)
-        same = FixedBytes(workdir, support.free_port(), args.workers, body, args.event_loop,
-                          {"GET": served_headers(ours.url().rstrip("/") + load.get_path),
-                           "POST": served_headers(ours.url(), load.body)})
-        targets = []  # (key, url factory, mode)
-        for label, mode in modes:
-            targets.append((f"openssl {label}", None, mode))
-            targets.append((f"ours {label}", ours, mode))
-            if mode != "nonce":
-                targets.append((f"fixed {label}", fixed, mode))
-        targets.append(("same bytes cached GET", same, "get"))
-        targets.append(("ours cached GET, request log on", ours_logged, "get"))
-        for _key, server, mode in targets:
-            if server is not None:
-                load.check(server.url(), mode, fixed=server in (fixed, same))
-                wrk(server.url(), load.env(mode), args, duration=1)  # warm-up: pre-signed, caches hot
-        samples = {target[0]: [] for target in targets}
-        # Interleaved rounds: load from other work on the machine drifts; every target
-        # sees the same drift, and the median drops the outliers.
-        for round_number in range(args.rounds):
-            for key, server, mode in targets:
-                samples[key].append(run_one(server, mode, args, load, pki, workdir, f"{key}-{round_number}"))
-    finally:
-        for server in (ours, ours_logged, fixed, same):
-            if server is not None:
-                server.stop()
-
-    print(f"{'target / scenario':<34}{'req/s':>10}{'p50/p99 ms':>18}{'CPU us/req':>12}   rounds req/s")
-    for key in samples:
-        runs[key] = median_run(samples[key])
-        print(fmt_row(key, runs[key]) + "   " + " ".join(f"{run['rps']:.0f}" for run in samples[key]))
+          f"(median); openssl ocsp -multi {args.openssl_multi}; ours and the fixed-bytes server on {args.event_loop}; "
+          f"RSA-2048 signer; wrk scheduled as {args.load_policy.upper()}")
+    for where in arrangements:
+        print(where.describe())
+        results["runs"][where.name] = measure(where, args, pki, load, workdir)
 
     sign_per_second = openssl_speed_rsa2048()
     results["openssl_speed_rsa2048_sign_per_s"] = sign_per_second
@@ -508,37 +601,8 @@ def main() -> int:
     print("  (throughput: req/s measured; CPU: requests per CPU-second of the server processes,")
     print("   user + system, steadier when other work shares the machine; openssl speed divides by user CPU time)")
     checks = []
-
-    def compare(text, ours_run, other_rps, other_per_cpu, target, unit="x"):
-        throughput = ours_run["rps"] / other_rps
-        per_cpu = ours_run["per_cpu_second"] / other_per_cpu
-        shown = (lambda r: f"{r:.1f}x") if unit == "x" else (lambda r: f"{r:.0%}")
-        goal = f">= {target:.0f}x" if unit == "x" else f">= {target:.0%}"
-        checks.append((f"{text}: throughput {shown(throughput)}", goal, throughput >= target))
-        checks.append((f"{text}: per CPU-second {shown(per_cpu)}", goal, per_cpu >= target))
-
-    for label in ("cached GET", "cached POST"):
-        theirs, fixed_run = runs[f"openssl {label}"], runs[f"fixed {label}"]
-        compare(f"{label}, ours / openssl ocsp", runs[f"ours {label}"], theirs["rps"], theirs["per_cpu_second"],
-                TARGET_CACHED_VS_OPENSSL)
-        compare(f"{label}, ours / aiohttp fixed bytes", runs[f"ours {label}"], fixed_run["rps"],
-                fixed_run["per_cpu_second"], TARGET_CACHED_VS_FIXED, unit="%")
-        if label == "cached GET":
-            same_run = runs["same bytes cached GET"]
-            compare(f"{label}, ours / aiohttp fixed bytes with our headers", runs[f"ours {label}"], same_run["rps"],
-                    same_run["per_cpu_second"], TARGET_CACHED_VS_FIXED, unit="%")
-    compare(f"nonce POST, ours / (openssl speed {sign_per_second:.0f} sign/s x {args.workers} workers)",
-            runs["ours nonce POST"], sign_per_second * args.workers, sign_per_second, TARGET_LIVE_VS_SPEED, unit="%")
-    live = runs["ours nonce POST"]
-    checks.append((f"nonce POST, ours per user-CPU-second / openssl speed: {1e6 / live['user_us_per_request'] / sign_per_second:.0%} "
-                   f"(openssl speed divides by user CPU time; ours also spent "
-                   f"{live['system_us_per_request']:.0f} us of system time per request)",
-                   "none, for information", None))
-    theirs = runs["openssl nonce POST"]
-    ratio = runs["ours nonce POST"]["rps"] / theirs["rps"]
-    checks.append((f"nonce POST, ours / openssl ocsp: throughput {ratio:.1f}x, per CPU-second "
-                   f"{runs['ours nonce POST']['per_cpu_second'] / theirs['per_cpu_second']:.1f}x",
-                   "none, for information", None))
+    for where in arrangements:
+        checks += target_checks(where, results["runs"][where.name], sign_per_second)
     big = results.get("big_index")
     if big:
         checks.append((f"{big['entries']:,} entries: ready in {big['ours_ready_seconds']:.1f} s",

@@ -347,7 +347,7 @@ class OpensslResponder:
     the baseline of the benchmarks."""
 
     def __init__(self, pki: Pki, port: int, log: Path, *, multi: int = 0, nmin: int = 60,
-                 index: Optional[Path] = None):
+                 index: Optional[Path] = None, preexec_fn=None):
         cmd = ["openssl", "ocsp", "-index", index or pki.index, "-port", str(port), "-rsigner", pki.signer_cert,
                "-rkey", pki.signer_key, "-CA", pki.ca_cert, "-nmin", str(nmin), "-ignore_err"]
         if pki.signer_key_passphrase_file:
@@ -360,7 +360,7 @@ class OpensslResponder:
             # Its own process group (to stop -multi children with it), but not a new
             # session: with -multi, openssl calls setpgid(), which a session leader may not.
             self.proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT,
-                                         process_group=0)
+                                         process_group=0, preexec_fn=preexec_fn)
         self._wait_listening()
 
     def _wait_listening(self, timeout: float = 10.0):
