@@ -106,9 +106,10 @@ class Responder:
         self._live_in_flight = 0
         cores = usable_cores()
         # One process on several cores: RSA signatures go to threads to use them all.
-        self._sign_on_threads = config.workers == 1 and cores > 1
-        self._live_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(config.limits.max_live_signings, cores)), thread_name_prefix="ocsp-sign")
+        self._live_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        if config.workers == 1 and cores > 1:
+            self._live_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(config.limits.max_live_signings, cores), thread_name_prefix="ocsp-sign")
         # Background work (index parsing, pre-signing) gets its own thread so it never
         # queues in front of a client's live signature.
         self._background_pool = concurrent.futures.ThreadPoolExecutor(
@@ -150,7 +151,8 @@ class Responder:
             self._count_reload(issuer)
 
     def close(self) -> None:
-        self._live_pool.shutdown(wait=False, cancel_futures=True)
+        if self._live_pool is not None:
+            self._live_pool.shutdown(wait=False, cancel_futures=True)
         self._background_pool.shutdown(wait=False, cancel_futures=True)
 
     # --- answering -------------------------------------------------------------------
@@ -242,7 +244,7 @@ class Responder:
         self._live_in_flight += 1
         try:
             cert_ids = [c.cert_id_der for c in request.certs]
-            if issuer.signer.slow and self._sign_on_threads:
+            if issuer.signer.slow and self._live_pool is not None:
                 der_out, this_update, next_update, signer = await asyncio.get_running_loop().run_in_executor(
                     self._live_pool, self.sign, issuer, cert_ids, statuses, nonce_extension)
             else:
