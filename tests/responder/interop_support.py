@@ -238,7 +238,7 @@ class Exchange:
         return base64.b64decode(encoded + "=" * (-len(encoded) % 4))
 
 
-def _split_http(stream: bytes) -> list:
+def split_http(stream: bytes) -> list:
     """(start line, lower-cased headers, body) of each Content-Length framed message."""
     messages = []
     while stream:
@@ -324,7 +324,7 @@ class RecordingProxy:
             streams = [(bytes(conn[0]), bytes(conn[1])) for conn in self.connections]
         found = []
         for sent, received in streams:
-            requests, responses = _split_http(sent), _split_http(received)
+            requests, responses = split_http(sent), split_http(received)
             for index, (line, headers, body) in enumerate(requests):
                 method, _space, rest = line.partition(" ")
                 target = rest.rsplit(" ", 1)[0]

@@ -18,8 +18,10 @@ from asn1crypto import core, ocsp, x509
 
 try:
     from .conftest import base_config, launch_responder, ocsp_request_der
+    from .interop_support import split_http
 except ImportError:  # tests/responder is not a package: pytest put this directory on sys.path
     from conftest import base_config, launch_responder, ocsp_request_der
+    from interop_support import split_http
 
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
 
@@ -182,6 +184,52 @@ def test_keep_alive_http11(pki, responder):
         response = connection.getresponse()
         assert response.status == 200 and answered_serial(response.read()) == int(pki.good.serial, 16)
     connection.close()
+
+
+def test_keep_alive_answers_match_the_other_forms(pki, responder):
+    """HTTP/1.1 keep-alive answers are written from bytes serialised ahead; they must say
+    what HTTP/1.0 and Connection: close answers (aiohttp's own responses) say, in order
+    when pipelined, with a Content-Length that frames them."""
+    good = "/ocsp/" + quote(base64.b64encode(ocsp_request_der(pki, pki.good, nonce=False)).decode(), safe="")
+    revoked = ocsp_request_der(pki, pki.revoked, nonce=False)
+    nonce = ocsp_request_der(pki, pki.good, nonce=True)
+
+    def get(version: bytes, extra: bytes = b"") -> bytes:
+        return b"GET %s HTTP/%s\r\nHost: x\r\n%s\r\n" % (good.encode(), version, extra)
+
+    def post(body: bytes, version: bytes, extra: bytes = b"") -> bytes:
+        return (b"POST /ocsp HTTP/%s\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+                b"Content-Length: %d\r\n%s\r\n" % (version, len(body), extra)) + body
+
+    pipelined = [get(b"1.1"), post(revoked, b"1.1"), post(nonce, b"1.1"), get(b"1.1"),
+                 get(b"1.1", b"Connection: close\r\n")]
+    answers = split_http(_raw_exchange(responder, b"".join(pipelined)))
+    assert [line for line, _headers, _body in answers] == ["HTTP/1.1 200 OK"] * 5
+    keep_get, keep_post, keep_nonce, keep_get_again, close_get = answers
+    closed_post = split_http(_raw_exchange(responder, post(revoked, b"1.0")))[0]
+    closed_nonce = split_http(_raw_exchange(responder, post(nonce, b"1.1", b"Connection: close\r\n")))[0]
+
+    def comparable(headers: dict) -> dict:
+        return {name: value for name, value in headers.items() if name not in ("date", "connection")}
+
+    for keep, closed in ((keep_get, close_get), (keep_get_again, close_get), (keep_post, closed_post)):
+        assert keep[2] == closed[2]
+        assert comparable(keep[1]) == comparable(closed[1])
+        assert "connection" not in keep[1]
+        assert abs(email.utils.parsedate_to_datetime(keep[1]["date"]).timestamp() - time.time()) < 5
+    assert comparable(keep_nonce[1]).keys() == comparable(closed_nonce[1]).keys()
+    assert keep_get[1]["content-type"] == "application/ocsp-response"
+    assert "max-age=" in keep_get[1]["cache-control"] and keep_get[1]["etag"]
+    assert answered_serial(keep_get[2]) == int(pki.good.serial, 16)
+    assert answered_serial(keep_post[2]) == int(pki.revoked.serial, 16)
+    assert answered_serial(keep_nonce[2]) == int(pki.good.serial, 16)
+    assert echoed_nonce(keep_nonce[2]) == ocsp.OCSPRequest.load(nonce)["tbs_request"]["request_extensions"][0][
+        "extn_value"].native
+
+
+def echoed_nonce(body: bytes):
+    data = ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed["tbs_response_data"]
+    return next(ext["extn_value"].native for ext in data["response_extensions"] if ext["extn_id"].native == "nonce")
 
 
 def wait_log(responder, predicate, timeout: float = 3.0) -> bool:

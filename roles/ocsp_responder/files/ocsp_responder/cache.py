@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Dict, Hashable, Iterator, List, Optional, Tuple
 
-from multidict import CIMultiDict
-
 # Seconds before nextUpdate at which an entry is no longer served: a client whose
 # clock is a little ahead must not receive an answer that is expired on arrival.
 EXPIRY_GUARD = 5.0
@@ -32,21 +30,9 @@ class SignedResponse:
     last_modified: str        # HTTP-date of thisUpdate
     expires: str              # HTTP-date of nextUpdate
     signer: object = field(default=None, compare=False)  # the Signer that signed it (rotation check)
-    # RFC 9919 GET headers for the current second (max-age counts down to nextUpdate):
-    # made once per second per entry, not per request.
-    _headers: list = field(default_factory=lambda: [None, None], compare=False, repr=False)
-
-    def get_headers(self, now: float) -> CIMultiDict:
-        max_age = max(0, int(self.next_update - now))
-        memo = self._headers
-        if memo[0] != max_age:
-            memo[:] = [max_age, CIMultiDict({
-                "Content-Type": "application/ocsp-response", "Last-Modified": self.last_modified,
-                "Expires": self.expires, "ETag": self.etag,
-                "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate"})]
-        # A copy: aiohttp keeps a CIMultiDict it is given as the response's own headers
-        # (no conversion from a dict), and adds to it.
-        return memo[1].copy()
+    # The HTTP forms of this answer for the current second (Date, and max-age counting
+    # down to nextUpdate): made by the HTTP front once per second, not per request.
+    http_forms: list = field(default_factory=lambda: [None], compare=False, repr=False)
 
     @classmethod
     def create(cls, der: bytes, serial: int, status: Hashable, this_update: float,
