@@ -2,9 +2,11 @@
 ocsp_responder.http uses it) answering every request with constant bytes, in the same
 number of SO_REUSEPORT worker processes, on the same event loop (uvloop by default, as
 the responder's ``event_loop``). HEADERS_JSON, optional: {"GET": {...}, "POST": {...}},
-the headers sent with the body (default: only Content-Type).
+the headers sent with the body (default: only Content-Type). With WIRE "wire", every
+answer is written as the responder writes a pre-signed one to an HTTP/1.1 keep-alive
+request (its WireResponse: bytes serialised once per second), the ceiling of that way.
 
-    python benchmarks/fixed_bytes_server.py PORT WORKERS BODY_FILE [uvloop|asyncio [HEADERS_JSON]]
+    python benchmarks/fixed_bytes_server.py PORT WORKERS BODY_FILE [uvloop|asyncio [HEADERS_JSON [WIRE]]]
 """
 from __future__ import annotations
 
@@ -14,18 +16,36 @@ import os
 import signal
 import socket
 import sys
+import time
+from pathlib import Path
 
 from aiohttp import web
 
 
-def serve(port: int, body: bytes, event_loop: str, headers: dict) -> None:
+def serve(port: int, body: bytes, event_loop: str, headers: dict, wire: bool) -> None:
     get_headers, post_headers = headers["GET"], headers["POST"]
 
-    async def handle(request: web.BaseRequest) -> web.Response:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if request.method == "POST":
             await request.read()
             return web.Response(body=body, headers=post_headers)
         return web.Response(body=body, headers=get_headers)
+
+    if wire:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "roles" / "ocsp_responder" / "files"))
+        from ocsp_responder.http import WireResponse, http_date, wire_200
+        memo = {}
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:  # noqa: F811 (the wire form)
+            if request.method == "POST":
+                await request.read()
+            second = int(time.time())
+            key = (request.method, second)
+            if key not in memo:
+                memo.clear()
+                memo[key] = wire_200(post_headers if request.method == "POST" else get_headers, body,
+                                     http_date(second))
+            return WireResponse(memo[key])
 
     async def main():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -51,12 +71,13 @@ def run() -> None:
     port, workers, body = int(sys.argv[1]), int(sys.argv[2]), open(sys.argv[3], "rb").read()
     event_loop = sys.argv[4] if len(sys.argv) > 4 else "uvloop"
     plain = {"Content-Type": "application/ocsp-response"}
-    headers = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {"GET": plain, "POST": plain}
+    headers = json.loads(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else {"GET": plain, "POST": plain}
+    wire = len(sys.argv) > 6 and sys.argv[6] == "wire"
     children = []
     for _worker in range(workers):
         pid = os.fork()
         if pid == 0:
-            serve(port, body, event_loop, headers)
+            serve(port, body, event_loop, headers, wire)
             os._exit(0)
         children.append(pid)
 

@@ -156,11 +156,11 @@ class Ours:
 
 class FixedBytes:
     def __init__(self, workdir: Path, port: int, workers: int, body: bytes, event_loop: str,
-                 headers: dict = None, cpus: list = None):
+                 headers: dict = None, cpus: list = None, wire: bool = False):
         body_file = workdir / "fixed-body.der"
         body_file.write_bytes(body)
         self.port = port
-        extra = [json.dumps(headers)] if headers else []
+        extra = [json.dumps(headers) if headers else ""] + (["wire"] if wire else [])
         self.proc = subprocess.Popen([sys.executable, str(HERE / "fixed_bytes_server.py"), str(port), str(workers),
                                       str(body_file), event_loop, *extra], start_new_session=True,
                                      preexec_fn=pinned_to(cpus))
@@ -476,10 +476,16 @@ def measure(where: Arrangement, args, pki, load, workdir: Path) -> dict:
             targets.append((f"ours {label}", ours, mode))
             if mode != "nonce":
                 targets.append((f"fixed {label}", fixed, mode))
+        ours_headers = {"GET": served_headers(ours.url().rstrip("/") + load.get_path),
+                        "POST": served_headers(ours.url(), load.body)}
         same = started(FixedBytes(workdir, support.free_port(), where.workers, body, args.event_loop,
-                                  {"GET": served_headers(ours.url().rstrip("/") + load.get_path),
-                                   "POST": served_headers(ours.url(), load.body)}, cpus=where.server_cpus))
+                                  ours_headers, cpus=where.server_cpus))
         targets.append(("same bytes cached GET", same, "get"))
+        # The same bytes written as ours writes a pre-signed answer (WireResponse): the
+        # ceiling of that way of answering, for information.
+        wired = started(FixedBytes(workdir, support.free_port(), where.workers, body, args.event_loop,
+                                   ours_headers, cpus=where.server_cpus, wire=True))
+        targets.append(("same bytes pre-serialised GET", wired, "get"))
         if shared:
             logged = started(Ours(workdir, pki, support.free_port(), workers=where.workers,
                                   event_loop=args.event_loop, request_log=True))
@@ -530,6 +536,11 @@ def target_checks(where: Arrangement, runs: dict, sign_per_second: float) -> lis
             same_run = runs["same bytes cached GET"]
             compare(f"{label}, ours / aiohttp fixed bytes with our headers", runs[f"ours {label}"], same_run["rps"],
                     same_run["per_cpu_second"], TARGET_CACHED_VS_FIXED, unit="%")
+            wired_run, ours_run = runs["same bytes pre-serialised GET"], runs[f"ours {label}"]
+            checks.append((f"[{where.name}] {label}, ours / the same bytes pre-serialised as ours writes them: "
+                           f"throughput {ours_run['rps'] / wired_run['rps']:.0%}, per CPU-second "
+                           f"{ours_run['per_cpu_second'] / wired_run['per_cpu_second']:.0%}",
+                           "none, for information", None))
     live = runs["ours nonce POST"]
     compare(f"nonce POST, ours / (openssl speed {sign_per_second:.0f} sign/s x {where.workers} workers)",
             live, sign_per_second * where.workers, sign_per_second, TARGET_LIVE_VS_SPEED, unit="%")
