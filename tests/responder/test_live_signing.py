@@ -156,3 +156,37 @@ def test_one_worker_signs_rsa_on_threads_only_with_several_usable_cores(pki, tmp
         assert signed_in == [threading.main_thread().name]
     else:
         assert signed_in[0].startswith("ocsp-sign")
+
+
+def test_requests_arriving_together_are_all_signed_before_any_answer_leaves(pki, tmp_path):
+    """Answers then go out back to back instead of one per signature (benchmarks: fewer
+    wake-ups of idle clients, less kernel time per live answer)."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, sorted(allowed)[:1])  # signing inline, on the event loop
+        responder = Responder(config_from_dict(base_config(pki, workers=1)))
+    finally:
+        os.sched_setaffinity(0, allowed)
+    responder.load_indexes()
+    events = []
+    sign = responder.sign
+
+    def recording_sign(*args):
+        events.append("signed")
+        return sign(*args)
+
+    async def answered(der):
+        answer = await responder.answer(der)
+        events.append(f"answered {answer.status}")
+
+    responder.sign = recording_sign
+    requests = [ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path) for _request in range(3)]
+
+    async def together():
+        await asyncio.gather(*(answered(der) for der in requests))
+
+    try:
+        asyncio.run(together())
+    finally:
+        responder.close()
+    assert events == ["signed"] * 3 + ["answered good"] * 3

