@@ -30,8 +30,8 @@ class SignedResponse:
     last_modified: str        # HTTP-date of thisUpdate
     expires: str              # HTTP-date of nextUpdate
     signer: object = field(default=None, compare=False)  # the Signer that signed it (rotation check)
-    # The HTTP forms of this answer for the current second (Date, and max-age counting
-    # down to nextUpdate): made by the HTTP front once per second, not per request.
+    # [the HTTP forms of this answer for the current second]: made and kept by the HTTP
+    # front (http.http_forms) once per second, not per request.
     http_forms: list = field(default_factory=lambda: [None], compare=False, repr=False)
 
     @classmethod

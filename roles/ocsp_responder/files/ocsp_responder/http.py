@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from email.utils import formatdate
-from typing import Optional
+from typing import NamedTuple, Optional
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -100,19 +100,27 @@ def wire_200(headers: dict, body: bytes, date: str) -> bytes:
             f"Server: {SERVER_SOFTWARE}\r\n\r\n").encode("latin-1") + body
 
 
-def entry_forms(entry: SignedResponse, now: float) -> list:
-    """[second, RFC 9919 GET headers, GET wire, POST wire] of a pre-signed answer, made
-    once per second."""
+class HttpForms(NamedTuple):
+    """A pre-signed answer as HTTP, for one second (the Date; max-age counts down)."""
+    second: int
+    get_headers: dict       # RFC 9919 caching headers, for web.Response
+    get_wire: bytes         # complete keep-alive responses, for WireResponse
+    post_wire: bytes
+
+
+def http_forms(entry: SignedResponse, now: float) -> HttpForms:
+    """Made once per second per answer asked for, kept on the entry."""
     second = int(now)
-    forms = entry.http_forms
-    if forms[0] != second:
+    forms = entry.http_forms[0]
+    if forms is None or forms.second != second:
         # Whole seconds left at the end of this second: max-age never reaches past nextUpdate.
         max_age = max(0, int(entry.next_update - second) - 1)
         headers = {"Content-Type": OCSP_RESPONSE, "Last-Modified": entry.last_modified,
                    "Expires": entry.expires, "ETag": entry.etag,
                    "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate"}
         date = http_date(second)
-        forms[:] = [second, headers, wire_200(headers, entry.der, date), wire_200(_POST_HEADERS, entry.der, date)]
+        forms = entry.http_forms[0] = HttpForms(second, headers, wire_200(headers, entry.der, date),
+                                                wire_200(_POST_HEADERS, entry.der, date))
     return forms
 
 
@@ -317,22 +325,22 @@ class HttpFrontend:
                           cache_hit=answer.cache_hit, nonce=answer.nonce)
         entry = answer.cacheable
         if entry is None:
-            # Nonce-bound or error answers must not be stored by shared caches.
+            # Nonce-bound or error answers: GET ones must not be stored by shared caches.
             headers = _NO_STORE_HEADERS if get else _POST_HEADERS
             if _wire_fits(request):
                 return WireResponse(wire_200(headers, answer.der, http_date(int(time.time()))))
             return web.Response(body=answer.der, headers=headers)
-        forms = entry_forms(entry, time.time())
+        forms = http_forms(entry, time.time())
         if_none_match = request.headers.get("If-None-Match") if get else None
         if if_none_match and (if_none_match.strip() == "*" or entry.etag in
                               [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]):
             fields["not_modified"] = True
-            response = web.Response(status=304, headers=forms[1])
+            response = web.Response(status=304, headers=forms.get_headers)
             del response.headers["Content-Type"]  # a 304 has no body to describe
             return response
         if _wire_fits(request):
-            return WireResponse(forms[2] if get else forms[3])
-        return web.Response(body=answer.der, headers=forms[1] if get else _POST_HEADERS)
+            return WireResponse(forms.get_wire if get else forms.post_wire)
+        return web.Response(body=answer.der, headers=forms.get_headers if get else _POST_HEADERS)
 
     def _health(self, method: str) -> web.Response:
         if method not in ("GET", "HEAD"):
