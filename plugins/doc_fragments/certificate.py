@@ -73,6 +73,8 @@ options:
       - Reissue when the existing certificate expires within this many days.
       - Defaults to the profile's value, shortened to a third of O(valid_days) for short
         validities. A value not below O(valid_days) is refused (every run would reissue).
+      - Not applied with an absolute O(not_after), where a reissue could only repeat the same
+        expiry; to renew such a certificate, give a later O(not_after).
     type: int
   force:
     description:

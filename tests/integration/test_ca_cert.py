@@ -1,6 +1,7 @@
 """ca_cert through ansible-playbook, checked with the openssl CLI as the independent party."""
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
@@ -253,11 +254,20 @@ def test_backup_file_attributes_and_absent(pki):
     assert Path(args["privatekey_path"]).exists()  # absent never deletes a key
 
 
-def test_not_after_absolute(pki):
-    args = pki.leaf("na", not_after="2027-01-02T03:04:05Z")
+@pytest.mark.parametrize("days_ahead", [300, 10], ids=["far", "inside-renewal-window"])
+def test_not_after_absolute(pki, days_ahead):
+    """Idempotent even when the date is inside the profile's 30-day renewal window: a
+    reissue could only repeat the same expiry. (A fixed date here once turned into that
+    case as the calendar caught up with it.)"""
+    when = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days_ahead)).replace(
+        hour=3, minute=4, second=5, microsecond=0)
+    args = pki.leaf(f"na{days_ahead}", not_after=when.strftime("%Y-%m-%dT%H:%M:%SZ"))
     result = run_module("ca_cert", args)
-    assert result["not_after"] == "20270102030405Z", result
+    assert result["not_after"] == when.strftime("%Y%m%d%H%M%SZ"), result
     assert run_module("ca_cert", args)["changed"] is False
+    later = when + datetime.timedelta(days=30)
+    renewed = run_module("ca_cert", {**args, "not_after": later.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    assert renewed["changed"] is True and renewed["not_after"] == later.strftime("%Y%m%d%H%M%SZ")
 
 
 def test_sequential_serials(pki):
