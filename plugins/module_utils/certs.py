@@ -309,10 +309,7 @@ class CertificateSpec:
             return 'not yet valid'
         if not_after(cert) <= now:
             return 'expired'
-        # With an absolute not_after a reissue could only repeat the same expiry (and
-        # would on every run): renewing means asking for a later not_after.
-        if renew_before_days and self.not_after_time is None and \
-                not_after(cert) - now <= datetime.timedelta(days=renew_before_days):
+        if renew_before_days and not_after(cert) - now <= datetime.timedelta(days=renew_before_days):
             return 'expires within renew_before_days (%d)' % renew_before_days
         if self.not_after_time is not None:
             if not_after(cert) != self.not_after_time:

@@ -404,7 +404,9 @@ class CertificateIssuance:
         if given is not None and given < 0:
             raise IssuanceError('renew_before_days must be 0 or more')
         if spec.not_after_time is not None:
-            return given if given is not None else self.profile.renew_before_days
+            # No window: a reissue could only repeat the same expiry (and would on every
+            # run); renewing means asking for a later not_after.
+            return 0
         if given is None:
             return min(self.profile.renew_before_days, spec.valid_days // 3)
         if given >= spec.valid_days:
