@@ -125,27 +125,39 @@ def test_nonce_answers_within_one_second_share_only_what_may_be_shared(pki_copy,
     assert [tbs["responses"][0]["cert_status"].name for tbs in data] == ["good", "good", "revoked", "revoked"]
 
 
-@pytest.mark.parametrize("cores", [1, 2])
-def test_one_worker_signs_rsa_on_threads_only_with_several_usable_cores(pki, tmp_path, cores):
-    """The cores the process may use (systemd CPUAffinity=, taskset) decide, not the machine's:
-    on a single core the thread hand-off would only add cost."""
+def one_worker_responder(pki, cores: int) -> Responder:
+    """A one-worker Responder made while this process may use only its first ``cores``
+    cores: it counts them when it is made (systemd CPUAffinity=, taskset)."""
     allowed = os.sched_getaffinity(0)
-    if len(allowed) < cores:
-        pytest.skip(f"needs {cores} usable cores")
-    signed_in = []
     try:
         os.sched_setaffinity(0, sorted(allowed)[:cores])
         responder = Responder(config_from_dict(base_config(pki, workers=1)))
     finally:
         os.sched_setaffinity(0, allowed)
     responder.load_indexes()
+    return responder
+
+
+def record_signing(responder: Responder, note) -> None:
+    """Call ``note()`` whenever the responder signs a live answer, where it signs it."""
     sign = responder.sign
 
     def recording_sign(*args):
-        signed_in.append(threading.current_thread().name)
+        note()
         return sign(*args)
 
     responder.sign = recording_sign
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_one_worker_signs_rsa_on_threads_only_with_several_usable_cores(pki, tmp_path, cores):
+    """The cores the process may use (systemd CPUAffinity=, taskset) decide, not the machine's:
+    on a single core the thread hand-off would only add cost."""
+    if len(os.sched_getaffinity(0)) < cores:
+        pytest.skip(f"needs {cores} usable cores")
+    signed_in = []
+    responder = one_worker_responder(pki, cores)
+    record_signing(responder, lambda: signed_in.append(threading.current_thread().name))
     try:
         answer = asyncio.run(responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)))
     finally:
@@ -161,25 +173,14 @@ def test_one_worker_signs_rsa_on_threads_only_with_several_usable_cores(pki, tmp
 def test_requests_arriving_together_are_all_signed_before_any_answer_leaves(pki, tmp_path):
     """Answers then go out back to back instead of one per signature (benchmarks: fewer
     wake-ups of idle clients, less kernel time per live answer)."""
-    allowed = os.sched_getaffinity(0)
-    try:
-        os.sched_setaffinity(0, sorted(allowed)[:1])  # signing inline, on the event loop
-        responder = Responder(config_from_dict(base_config(pki, workers=1)))
-    finally:
-        os.sched_setaffinity(0, allowed)
-    responder.load_indexes()
     events = []
-    sign = responder.sign
-
-    def recording_sign(*args):
-        events.append("signed")
-        return sign(*args)
+    responder = one_worker_responder(pki, 1)  # signing inline, on the event loop
+    record_signing(responder, lambda: events.append("signed"))
 
     async def answered(der):
         answer = await responder.answer(der)
         events.append(f"answered {answer.status}")
 
-    responder.sign = recording_sign
     requests = [ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path) for _request in range(3)]
 
     async def together():
