@@ -380,6 +380,13 @@ def revoked_entry(entry, reason=None, revoked_at=None, invalidity_date=None, hol
     if reason is not None and reason not in REASONS:
         raise CAError("unknown revocation reason %r; use one of %s" % (reason, ", ".join(REASONS)))
     already = entry.status == STATUS_REVOKED
+    if already and entry.reason != HOLD_REASON:
+        # Only a hold is provisional. Any other revocation must stay as recorded: keyCompromise
+        # -> certificateHold -> active would otherwise make a compromised key valid again.
+        if reason is not None and reason != entry.reason:
+            raise _permanent(entry, "its reason cannot be changed to %s" % reason)
+        if invalidity_date is not None and _utc(invalidity_date).replace(microsecond=0) != entry.invalidity_date:
+            raise _permanent(entry, "its invalidity date cannot be changed")
     new_reason = reason if reason is not None else (entry.reason if already else None)
     if invalidity_date is not None and new_reason not in COMPROMISE_TIME_REASONS:
         raise CAError("invalidity_date can only be recorded with reason keyCompromise or CACompromise "
@@ -399,14 +406,18 @@ def revoked_entry(entry, reason=None, revoked_at=None, invalidity_date=None, hol
                    invalidity_date=invalidity_date, hold_instruction=hold_instruction)
 
 
+def _permanent(entry, what):
+    return CAError("serial %s is revoked with reason %s, which is permanent: %s (only a certificateHold "
+                   "can be lifted with state=active or changed to another reason)"
+                   % (entry.serial_hex, entry.reason or "(none)", what))
+
+
 def unheld_entry(entry):
     """The entry after lifting a certificateHold; only a hold can be lifted."""
     if entry.status != STATUS_REVOKED:
         return entry
     if entry.reason != HOLD_REASON:
-        raise CAError("serial %s is revoked with reason %s; only a certificateHold can be lifted "
-                      "(state=active), a revocation is permanent"
-                      % (entry.serial_hex, entry.reason or "(none)"))
+        raise _permanent(entry, "it cannot be made valid again")
     return replace(entry, status=STATUS_VALID, revoked_at=None, reason=None,
                    invalidity_date=None, hold_instruction=None)
 

@@ -20,8 +20,9 @@ description:
     C(openssl ca) does not honour that lock; do not run it at the same time.
   - Idempotent. Revoking an already revoked certificate with the same (or no) reason is no
     change; its recorded revocation date is kept unless O(revocation_date) is given.
-    A different O(reason) updates the entry, for example to turn a C(certificateHold)
-    into C(keyCompromise).
+    A different O(reason) updates a C(certificateHold), for example into C(keyCompromise).
+  - Any revocation other than C(certificateHold) is permanent. Lifting it (O(state=active)),
+    putting it on hold or changing its reason or invalidity date fails.
   - Publishing the new state (CRL, pushing C(index.txt) to OCSP responders) is not done here.
 author:
   - pkiops.ocsp developers (@pkiops)

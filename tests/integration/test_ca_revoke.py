@@ -136,6 +136,10 @@ def test_failures_are_clear_and_write_nothing(ca, tmp_path):
         ("other issuer", dict(base, path=str(foreign))),
         ("same name other key", dict(base, path=str(twin_cert))),
         ("lift a keyCompromise", dict(base, serial_number=compromised.serial_number, state="active")),
+        ("hold a keyCompromise", dict(base, serial_number=compromised.serial_number, reason="certificateHold")),
+        ("downgrade a keyCompromise", dict(base, serial_number=compromised.serial_number, reason="superseded")),
+        ("redate a compromise", dict(base, serial_number=compromised.serial_number, reason="keyCompromise",
+                                     invalidity_date="2026-01-01T00:00:00Z")),
         ("invalidity without compromise", dict(base, serial_number=serial, reason="superseded",
                                                invalidity_date="2026-01-01T00:00:00Z")),
         ("ambiguous hex", dict(base, serial_number="1A2B")),
@@ -150,6 +154,9 @@ def test_failures_are_clear_and_write_nothing(ca, tmp_path):
     failed(out, "other issuer", "issued by /C=GB/O=Alice Ltd/CN=Other CA, not by this CA")
     failed(out, "same name other key", "authority key identifier does not match")
     failed(out, "lift a keyCompromise", "only a certificateHold can be lifted")
+    for task in ("hold a keyCompromise", "downgrade a keyCompromise", "redate a compromise"):
+        failed(out, task, "serial %s is revoked with reason keyCompromise, which is permanent"
+               % serial_to_hex(compromised.serial_number))
     failed(out, "invalidity without compromise", "only be recorded with reason keyCompromise or CACompromise")
     failed(out, "ambiguous hex", "write hex as 0x1A2B")
     failed(out, "future date", "is in the future")

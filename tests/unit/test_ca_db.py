@@ -169,9 +169,24 @@ def test_repeating_a_revocation_keeps_date_and_reason():
     first = revoked_entry(VALID, "keyCompromise", dt(2026, 1, 2), invalidity_date=dt(2026, 1, 1))
     assert revoked_entry(first, "keyCompromise") == first
     assert revoked_entry(first) == first
-    changed = revoked_entry(first, "superseded")
-    assert (changed.reason, changed.revoked_at, changed.invalidity_date) == ("superseded", dt(2026, 1, 2), None)
+    assert revoked_entry(first, "keyCompromise", invalidity_date=dt(2026, 1, 1)) == first
     assert revoked_entry(first, "keyCompromise", dt(2026, 1, 3)).revoked_at == dt(2026, 1, 3)
+
+
+@pytest.mark.parametrize("request_", [
+    dict(reason="certificateHold"),
+    dict(reason="superseded"),
+    dict(reason="keyCompromise", invalidity_date=dt(2025, 1, 1)),
+])
+def test_permanent_revocations_cannot_be_downgraded(request_):
+    compromised = revoked_entry(VALID, "keyCompromise", dt(2026, 1, 2), invalidity_date=dt(2026, 1, 1))
+    with pytest.raises(CAError, match="serial 1000 is revoked with reason keyCompromise, which is permanent"):
+        revoked_entry(compromised, **request_)
+    without_reason = revoked_entry(VALID)
+    with pytest.raises(CAError, match="serial 1000 is revoked with reason [(]none[)], which is permanent"):
+        revoked_entry(without_reason, "certificateHold")
+    with pytest.raises(CAError, match="which is permanent: it cannot be made valid again"):
+        unheld_entry(compromised)
 
 
 def test_invalid_transitions_are_clear_errors():
