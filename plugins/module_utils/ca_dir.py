@@ -215,7 +215,9 @@ class CADirectory:
         if crl_urls:
             leaf_extra.append("crlDistributionPoints = %s" % _cnf_value(", ".join("URI:%s" % u for u in crl_urls)))
         leaf_extra = "".join(line + "\n" for line in leaf_extra)
-        rand_serial = "yes" if serial_policy == "random" else "no"
+        # OpenSSL 3 issues random serials whenever the key is present, whatever its value
+        # ("rand_serial = no" included), so the sequential policy must leave it out.
+        rand_serial = "rand_serial       = yes\n" if serial_policy == "random" else ""
         pathlen = "" if path_length is None else ", pathlen:%d" % int(path_length)
         return CNF_TEMPLATE.format(
             dir=_cnf_value(self.path), default_md=_cnf_value(default_md),
@@ -298,8 +300,7 @@ cert_opt          = ca_default
 default_days      = {default_days}
 preserve          = no
 unique_subject    = {unique_subject}
-rand_serial       = {rand_serial}
-copy_extensions   = none
+{rand_serial}copy_extensions   = none
 policy            = {policy}
 
 [ policy_strict ]

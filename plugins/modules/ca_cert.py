@@ -94,7 +94,10 @@ options:
         default: policy_loose
         choices: [policy_loose, policy_strict]
       serial_policy:
-        description: C(random) sets C(rand_serial = yes); C(sequential) uses the C(serial) file.
+        description:
+          - C(random) sets C(rand_serial = yes).
+          - C(sequential) leaves C(rand_serial) out (OpenSSL 3 issues random serials whenever it is
+            present) so that C(openssl ca) uses the C(serial) file.
         type: str
         default: random
         choices: [random, sequential]

@@ -125,6 +125,20 @@ def test_our_ca_dir_works_with_openssl_ca(tmp_path):
     assert "OCSP - URI:http://ocsp.example.com" in openssl("x509", "-in", tmp_path / "c.pem", "-noout", "-text").stdout
 
 
+def test_openssl_ca_uses_the_serial_file_of_a_sequential_directory(tmp_path):
+    ca = ApiCA(tmp_path / "ca", serial_policy="sequential")
+    first = ca.issue("first.example.com", policy="sequential")
+    next_serial = Path(ca.dir.serial_path).read_text().strip()
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", tmp_path / "k.pem", "-out", tmp_path / "r.csr", "-subj", "/C=GB/O=Alice Ltd/CN=seq.example.com")
+    openssl("ca", "-batch", "-config", ca.dir.cnf_path, "-extensions", "server_cert", "-notext",
+            "-in", tmp_path / "r.csr", "-out", tmp_path / "c.pem")
+    issued = load_pem(tmp_path / "c.pem")
+    assert serial_to_hex(issued.serial_number) == next_serial == serial_to_hex(first.serial_number + 1)
+    assert Path(ca.dir.serial_path).read_text().strip() == serial_to_hex(issued.serial_number + 1)
+    assert ca.issue("after.example.com", policy="sequential").serial_number == issued.serial_number + 1
+
+
 def test_openssl_ocsp_reads_our_index(tmp_path):
     ca = ApiCA(tmp_path / "ca")
     good, revoked, held, lifted = (ca.issue(cn) for cn in ("good", "revoked", "held", "lifted"))
