@@ -438,9 +438,6 @@ def read_unique_subject(path):
     return True
 
 
-_read_attr_unique_subject = read_unique_subject  # old name, still imported by issuance.py
-
-
 class CADatabase:
     """index.txt + serial + newcerts of one CA directory.
 
@@ -572,6 +569,17 @@ class CADatabase:
             raise CAError("%s holds %r; serials must be positive" % (path, text))
         return value
 
+    def unique_subject_clash(self, entries, subject, serial=None):
+        """The valid entry (other than ``serial``) that a new valid entry for ``subject`` would
+        duplicate when index.txt.attr asks for unique subjects, else None: ``openssl ca``
+        refuses to load a database with two valid entries for one subject."""
+        if not read_unique_subject(self.ca_dir.index_attr_path):
+            return None
+        for entry in entries:
+            if entry.status == STATUS_VALID and entry.subject == subject and entry.serial != serial:
+                return entry
+        return None
+
     def record_issued(self, cert, filename="unknown"):
         """Store newcerts/<HEX>.pem and append a V line. Returns the newcerts path.
 
@@ -587,13 +595,12 @@ class CADatabase:
             for entry in entries:
                 if entry.serial == cert.serial_number:
                     raise CAError("serial %s is already in %s" % (entry.serial_hex, self.ca_dir.index_path))
-            if read_unique_subject(self.ca_dir.index_attr_path):
-                for entry in entries:
-                    if entry.status == STATUS_VALID and entry.subject == subject:
-                        raise CAError(
-                            "%s says unique_subject = yes (OpenSSL's default when the file is missing) "
-                            "and serial %s is a valid certificate for %s; revoke it first or set "
-                            "unique_subject = no" % (self.ca_dir.index_attr_path, entry.serial_hex, subject))
+            clash = self.unique_subject_clash(entries, subject)
+            if clash is not None:
+                raise CAError(
+                    "%s says unique_subject = yes (OpenSSL's default when the file is missing) "
+                    "and serial %s is a valid certificate for %s; revoke it first or set "
+                    "unique_subject = no" % (self.ca_dir.index_attr_path, clash.serial_hex, subject))
             new = IndexEntry(status=STATUS_VALID, expires=cert_not_after(cert), serial=cert.serial_number,
                              subject=subject, filename=filename)
             format_index_line(new)  # validate before anything is written
@@ -625,6 +632,15 @@ class CADatabase:
                 raise CAError("serial %s (%d) is not in %s"
                               % (serial_to_hex(serial), serial, self.ca_dir.index_path))
             after = transition(entry)
+            if after.status == STATUS_VALID and entry.status != STATUS_VALID:
+                clash = self.unique_subject_clash(entries, after.subject, serial)
+                if clash is not None:
+                    raise CAError(
+                        "%s says unique_subject = yes (OpenSSL's default when the file is missing) and "
+                        "serial %s is a valid certificate for %s; making serial %s valid again would "
+                        "leave two, and openssl ca could no longer load the database: revoke %s first "
+                        "or set unique_subject = no" % (self.ca_dir.index_attr_path, clash.serial_hex,
+                                                        after.subject, entry.serial_hex, clash.serial_hex))
             if after != entry and not check_mode:
                 entries[position] = after
                 self._write_entries(entries)

@@ -27,7 +27,7 @@ try:
     from cryptography import x509
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory, CAError
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
-        CADatabase, openssl_oneline_subject, _read_attr_unique_subject as read_unique_subject)
+        CADatabase, openssl_oneline_subject)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
     IMPORT_ERROR = None
 except ImportError:
@@ -425,15 +425,13 @@ class CertificateIssuance:
         """Fail now, before any write, where record_issued would refuse the certificate."""
         db = CADatabase(ca_dir)
         entries = db.entries()  # also fails clearly when index.txt is missing or broken
-        if not read_unique_subject(ca_dir.index_attr_path):
-            return
         oneline = openssl_oneline_subject(subject)
-        for entry in entries:
-            if entry.status == 'V' and entry.subject == oneline:
-                raise IssuanceError(
-                    '%s says unique_subject = yes (OpenSSL\'s default when the file is missing) and '
-                    'serial %s is a valid certificate for %s: revoke it first (ca_revoke) or set '
-                    'unique_subject = no' % (ca_dir.index_attr_path, entry.serial_hex, oneline))
+        clash = db.unique_subject_clash(entries, oneline)
+        if clash is not None:
+            raise IssuanceError(
+                '%s says unique_subject = yes (OpenSSL\'s default when the file is missing) and '
+                'serial %s is a valid certificate for %s: revoke it first (ca_revoke) or set '
+                'unique_subject = no' % (ca_dir.index_attr_path, clash.serial_hex, oneline))
 
     def _existing_certificate(self, path):
         if not os.path.exists(path):

@@ -185,6 +185,22 @@ def test_revokes_in_a_directory_made_by_openssl_ca(tmp_path):
     assert revoked == {oca.serial_of(victim): "Key Compromise", oca.serial_of(bystander): "Superseded"}
 
 
+def test_lifting_a_hold_keeps_an_openssl_unique_subject_database_loadable(tmp_path):
+    oca = OpensslCA(tmp_path / "oca")  # index.txt.attr: unique_subject = yes
+    cert = oca.issue("/C=GB/O=Alice Ltd/CN=x.example.com")
+    held = oca.serial_of(cert)
+    oca.ca("-revoke", cert, "-crl_reason", "certificateHold")
+    successor = oca.serial_of(oca.issue("/C=GB/O=Alice Ltd/CN=x.example.com"))  # allowed: the first is on hold
+    before = snapshot(oca.path / "index.txt")
+    args = {"issuer_dir": str(oca.path), "serial_number": held, "state": "active"}
+    for checked in (True, False):
+        out = play(("lift", args), check=checked)
+        failed(out, "lift", "serial %s is a valid certificate for" % serial_to_hex(successor))
+        failed(out, "lift", "making serial %s valid again" % serial_to_hex(held))
+    assert snapshot(oca.path / "index.txt") == before
+    assert oca.ca("-gencrl", "-out", tmp_path / "crl.pem", check=False).returncode == 0
+
+
 @pytest.mark.slow
 def test_end_to_end_with_ca_cert(tmp_path):
     """ca_cert builds root -> intermediate -> server; ca_revoke revokes the server cert;

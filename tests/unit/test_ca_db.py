@@ -281,6 +281,22 @@ def test_unique_subject_yes_is_enforced(ca):
     ca.issue("other")
 
 
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_lifting_a_hold_refuses_a_second_valid_subject_under_unique_subject(ca, check_mode):
+    held = ca.issue("same")
+    ca.db.revoke(held.serial_number, "certificateHold")
+    atomic_write(ca.dir.index_attr_path, b"unique_subject = yes\n")
+    successor = ca.issue("same")  # allowed: the held one is R
+    before = _snapshot(ca.dir.index_path)
+    with pytest.raises(CAError, match="serial %s is a valid certificate for /C=GB/O=Alice Ltd/CN=same; making "
+                                      "serial %s valid again" % (serial_to_hex(successor.serial_number),
+                                                                 serial_to_hex(held.serial_number))):
+        ca.db.unhold(held.serial_number, check_mode=check_mode)
+    assert _snapshot(ca.dir.index_path) == before
+    ca.db.revoke(successor.serial_number, "superseded")
+    assert ca.db.unhold(held.serial_number)[1].status == "V"
+
+
 def test_revoke_unknown_serial_and_check_mode_write_nothing(ca):
     cert = ca.issue("x")
     before = _snapshot(ca.dir.index_path)
