@@ -262,6 +262,26 @@ def test_http10_post_then_close(pki, responder):
     assert answered_serial(body) == int(pki.good.serial, 16)
 
 
+def test_expect_100_continue(pki, responder):
+    """RFC 9110 §10.1.1: a client that sends ``Expect: 100-continue`` waits for the 100
+    before its body (curl waits a second, .NET until its timeout)."""
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    with socket.create_connection((responder.host, responder.port), timeout=3) as sock:
+        sock.sendall(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+                     b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(request))
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _separator, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert answered_serial(body) == int(pki.good.serial, 16)
+    refused = _raw_exchange(responder, b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n"
+                            b"Expect: something-else\r\nContent-Length: 10\r\n\r\n")
+    assert refused.startswith(b"HTTP/1.1 417")
+
+
 def test_slow_header_client_is_cut_off(responder):
     started = time.monotonic()
     with socket.create_connection((responder.host, responder.port), timeout=10) as sock:

@@ -81,6 +81,46 @@ def test_cached_answers_refreshed_before_next_update(pki, tmp_path):
     assert new["responses"][0]["next_update"].native > old["responses"][0]["next_update"].native
 
 
+def test_no_answer_outlives_its_signer(pki, tmp_path, monkeypatch):
+    """nextUpdate stops at the signer's notAfter: near it, a cached answer is not signed
+    again on every refresh tick (that would not extend it); past it, nothing is signed
+    and requests get internalError instead of a response already out of date."""
+    import ocsp_responder.responses as responses_module
+
+    config = config_from_dict(base_config(pki, response_validity=3600, refresh_margin=600))
+    responder = Responder(config)
+    responder.load_indexes()
+    issuer = responder.issuers[0]
+    ends = issuer.signer.valid_until
+    clock = [ends - 10 * 86400]
+    monkeypatch.setattr(responses_module.time, "time", lambda: clock[0])
+    plain = ocsp_request_der(pki, pki.good, nonce=False, tmp=tmp_path)
+    with_nonce = ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)
+
+    async def answer(der):
+        return await responder.answer(der)
+
+    try:
+        assert asyncio.run(answer(plain)).status == "good"
+        clock[0] += 3100  # within the margin, and a new signature would last longer
+        assert [entry.serial for _issuer, _cert_id, entry in responder.due_for_refresh(clock[0])] == [
+            int(pki.good.serial, 16)]
+
+        clock[0] = ends - 100
+        capped = asyncio.run(answer(plain))
+        assert statuses(capped.der)["responses"][0]["next_update"].native.timestamp() == int(ends)
+        assert responder.due_for_refresh(clock[0]) == [], "re-signing cannot extend it: not due"
+
+        clock[0] = ends + 10
+        for der in (plain, with_nonce):
+            expired = asyncio.run(answer(der))
+            assert expired.status == "internalError"
+            assert statuses(expired.der) == "internal_error"
+        assert responder.due_for_refresh(clock[0]) == []
+    finally:
+        responder.close()
+
+
 def test_nonce_answers_within_one_second_share_only_what_may_be_shared(pki_copy, tmp_path, monkeypatch):
     """Live answers built within one second reuse the signed fields before the extensions
     (responder ID, producedAt, the single responses): each still echoes its own nonce, and

@@ -18,7 +18,8 @@ NONCE = "1.3.6.1.5.5.7.48.1.2"
 
 
 def request_der(certs=((SHA1, 7),), nonce=None, params_null=True, extra_extension=False, critical=None,
-                version=False, single_extension=False) -> bytes:
+                version=False, single_extension=False, extra_oid="1.2.840.113549.1.9.99", nonce_critical=None,
+                nonces=1) -> bytes:
     requests = []
     for algorithm, serial in certs:
         size = 20 if algorithm == SHA1 else 32
@@ -28,16 +29,21 @@ def request_der(certs=((SHA1, 7),), nonce=None, params_null=True, extra_extensio
         single = {"req_cert": {"hash_algorithm": alg, "issuer_name_hash": b"N" * size,
                                "issuer_key_hash": b"K" * size, "serial_number": serial}}
         if single_extension:
-            single["single_request_extensions"] = [{"extn_id": "1.2.3.4", "extn_value": b"\x05\x00"}]
+            single["single_request_extensions"] = [{"extn_id": "1.2.3.4", "extn_value": b"\x05\x00",
+                                                    "critical": single_extension == "critical"}]
         requests.append(single)
     tbs = {"request_list": requests}
     if version:
         tbs["version"] = "v1"
     extensions = []
     if nonce is not None:
-        extensions.append(protocol._Extension({"extn_id": NONCE, "extn_value": nonce}))
+        for _ in range(nonces):
+            extension = {"extn_id": NONCE, "extn_value": nonce}
+            if nonce_critical is not None:
+                extension["critical"] = nonce_critical
+            extensions.append(protocol._Extension(extension))
     if extra_extension:
-        extension = {"extn_id": "1.2.840.113549.1.9.99", "extn_value": b"\x05\x00"}
+        extension = {"extn_id": extra_oid, "extn_value": b"\x05\x00"}
         if critical is not None:
             extension["critical"] = critical
         extensions.append(protocol._Extension(extension))
@@ -96,7 +102,30 @@ CASES = {
     "nine certs": request_der(tuple((SHA1, n) for n in range(9))),
     "version": request_der(version=True),
     "single extension": request_der(single_extension=True),
+    "critical single extension": request_der(single_extension="critical"),
+    "critical nonce": request_der(nonce=core.OctetString(os.urandom(16)).dump(), nonce_critical=True),
+    "two nonces": request_der(nonce=core.OctetString(os.urandom(16)).dump(), nonces=2),
+    "non-critical other extension": request_der(extra_extension=True, critical=False),
+    "critical acceptable responses": request_der(extra_extension=True, critical=True, extra_oid="1.3.6.1.5.5.7.48.1.4"),
 }
+
+# RFC 6960 §4.4: an extension marked critical that we do not understand is refused, one we
+# understand or that is not critical is accepted; RFC 5280 §4.2: no extension twice.
+EXTENSION_RULES = {
+    "other extension": "malformed",  # critical, unknown
+    "critical single extension": "malformed",
+    "two nonces": "malformed",
+    "critical nonce": "accepted",
+    "non-critical other extension": "accepted",
+    "single extension": "accepted",
+    "critical acceptable responses": "accepted",
+}
+
+
+@pytest.mark.parametrize("name", list(EXTENSION_RULES))
+def test_critical_and_repeated_extensions(name):
+    result = outcome(protocol.parse_request, CASES[name])
+    assert ("malformed" if result == "malformed" else "accepted") == EXTENSION_RULES[name]
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -7,6 +7,7 @@ import datetime
 from types import SimpleNamespace
 
 import pytest
+from asn1crypto import core as asn1_core
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -14,6 +15,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ocsp_responder import protocol
+from ocsp_responder.responses import integer_der
 from ocsp_responder.signer import SignerError, load_signer
 
 UTC = datetime.timezone.utc
@@ -144,3 +146,11 @@ def test_parse_request_limits_and_garbage(ca):
     for garbage in (b"", b"\x30\x00", request + b"\x00", request[:-1], b"\x04\x03abc"):
         with pytest.raises(protocol.MalformedRequest):
             protocol.parse_request(garbage, 8)
+
+
+@pytest.mark.parametrize("serial", [0, 1, 127, 128, 255, 256, -1, -127, -128, -129, -255, -256, -32768, -32769,
+                                    2 ** 159, -(2 ** 159)])
+def test_serial_encoded_as_clients_encode_it(serial):
+    # Pre-signed CertIDs are looked up by their bytes: one octet too many and the client's
+    # request never matches them.
+    assert integer_der(serial) == asn1_core.Integer(serial).dump()

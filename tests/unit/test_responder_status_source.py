@@ -36,6 +36,17 @@ def test_parse_openssl_index():
     assert table[0xABCDEF0123456789ABCDEF0123456789ABCDEF01] == ("revoked", ts(2050, 1, 1, 0, 0, 0), 2)
 
 
+def test_comment_lines_skipped_as_openssl_does():
+    table = parse_index(b"# written by hand\n" + INDEX.encode() + b"#\tV\tnot\tan\tentry\t\n")
+    assert table == parse_index(INDEX.encode())
+
+
+def test_remove_from_crl_is_good_again():
+    # RFC 5280 §5.3.1: released from hold; "revoked" in OCSP means revoked or on hold.
+    table = parse_index(b"R\t271205141457Z\t261125141457Z,removeFromCRL\t1006\tunknown\t/CN=released\n")
+    assert table[0x1006] is GOOD
+
+
 def test_empty_index_is_valid():
     assert parse_index(b"") == {}
 

@@ -274,7 +274,9 @@ class HttpFrontend:
                 return response, "http_413"
             body = self._arrived_body(request)
             if body is None:
-                body, refused = await self._read_body_in_time(request, limits)
+                refused = await self._continue(request)
+                if refused is None:
+                    body, refused = await self._read_body_in_time(request, limits)
                 if refused is not None:
                     return refused
         if body is not None and len(body) > limits.max_body_bytes:
@@ -285,6 +287,22 @@ class HttpFrontend:
             return response, "http_413"
         answer = self.responder.cached(body) or await self.responder.answer(body)
         return self._ocsp(answer, request, fields, get=False), answer.status
+
+    @staticmethod
+    async def _continue(request: web.BaseRequest):
+        """RFC 9110 §10.1.1: a client that sent ``Expect: 100-continue`` holds its body
+        back until told to send it (aiohttp's low-level server does not). None, or the
+        refusal of an expectation we cannot meet."""
+        expect = request.headers.get("Expect")
+        if expect is None or request.version != HttpVersion11:
+            return None  # HTTP/1.0 clients do not wait for it (§10.1.1)
+        if expect.strip().lower() != "100-continue":
+            response = _plain(417, "the only expectation supported is 100-continue")
+            response.force_close()
+            return response, "http_417"
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the final response has not started
+        return None
 
     async def _read_body_in_time(self, request: web.BaseRequest, limits):
         """(body or None if over the limit, None) or (None, (response, outcome)) for a

@@ -229,6 +229,7 @@ def _fast_parse(der: bytes, max_certs: int) -> OcspRequest:
         tag, at, seq_end = _tlv_at(der, ext_start, ext_end)
         if tag != 0x30 or seq_end != ext_end:
             raise _Unusual
+        seen_oids = []
         while at < seq_end:
             tag, field_at, extension_end = _tlv_at(der, at, seq_end)
             if tag != 0x30:
@@ -236,14 +237,20 @@ def _fast_parse(der: bytes, max_certs: int) -> OcspRequest:
             tag, oid_start, oid_end = _tlv_at(der, field_at, extension_end)
             if tag != 0x06 or not _valid_oid_content(der[oid_start:oid_end]):
                 raise _Unusual
+            oid = der[oid_start:oid_end]
+            if oid in seen_oids:
+                raise _Unusual  # a repeated extension: the full parser refuses it
+            seen_oids.append(oid)
             tag, value_start, value_end = _tlv_at(der, oid_end, extension_end)
             if tag == 0x01:  # critical
                 if value_end - value_start != 1 or der[value_start] not in (0x00, 0xFF):
                     raise _Unusual
+                if der[value_start] and oid != _OID_NONCE_CONTENT:
+                    raise _Unusual  # the full parser knows which critical extensions we understand
                 tag, value_start, value_end = _tlv_at(der, value_end, extension_end)
             if tag != 0x04 or value_end != extension_end:
                 raise _Unusual
-            if der[oid_start:oid_end] == _OID_NONCE_CONTENT:
+            if oid == _OID_NONCE_CONTENT:
                 parsed.nonce_extension = der[at:extension_end]
                 try:
                     tag, octets_start, octets_end = _tlv_at(der, value_start, value_end)
@@ -319,6 +326,25 @@ class RequestParser:
             tuple(request.certs), extension_start, extension_end, request.nonce_length)
 
 
+# Extensions we act on or may ignore, so a client may mark them critical (RFC 6960 §4.4):
+# the nonce; AcceptableResponses (we answer id-pkix-ocsp-basic, which every client must
+# accept, §4.4.3); PreferredSignatureAlgorithms (a preference, §4.4.7); and in a single
+# request the ServiceLocator (we answer for our issuers ourselves, §4.4.6).
+_UNDERSTOOD_REQUEST_EXTENSIONS = {"1.3.6.1.5.5.7.48.1.2", "1.3.6.1.5.5.7.48.1.4", "1.3.6.1.5.5.7.48.1.8"}
+_UNDERSTOOD_SINGLE_EXTENSIONS = {"1.3.6.1.5.5.7.48.1.7"}
+
+
+def _check_extensions(extensions, understood: set, where: str) -> None:
+    seen = set()
+    for extension in extensions or ():
+        oid = extension["extn_id"].dotted
+        if oid in seen:  # RFC 5280 §4.2: an extension appears at most once
+            raise MalformedRequest(f"{where} extension {oid} appears twice")
+        seen.add(oid)
+        if extension["critical"].native and oid not in understood:
+            raise MalformedRequest(f"critical {where} extension {oid} is not supported")
+
+
 def _full_parse(der: bytes, max_certs: int) -> OcspRequest:
     try:
         request = _OCSPRequest.load(der, strict=True)
@@ -347,7 +373,9 @@ def _full_parse(der: bytes, max_certs: int) -> OcspRequest:
                 serial=cert_id["serial_number"].native,
                 cert_id_der=cert_id.dump(),
             ))
+            _check_extensions(single["single_request_extensions"], _UNDERSTOOD_SINGLE_EXTENSIONS, "singleRequest")
         parsed = OcspRequest(certs)
+        _check_extensions(tbs["request_extensions"], _UNDERSTOOD_REQUEST_EXTENSIONS, "request")
         for extension in tbs["request_extensions"] or ():
             if extension["extn_id"].dotted == "1.3.6.1.5.5.7.48.1.2":
                 parsed.nonce_extension = extension.dump()

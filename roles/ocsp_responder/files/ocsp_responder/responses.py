@@ -40,6 +40,10 @@ class StartupError(Exception):
     """The responder cannot serve with this configuration (message names the key)."""
 
 
+class SignerExpired(Exception):
+    """The signer certificate has ended: a response would have its nextUpdate in the past."""
+
+
 @dataclass(eq=False)  # identity semantics: issuers are used as set members
 class Issuer:
     index: int
@@ -50,6 +54,7 @@ class Issuer:
     signer_error: Optional[str] = None   # why the files on disk are not in service (SIGHUP)
     signer_reloads_ok: int = 0
     signer_reloads_failed: int = 0
+    expired_signer_logged: object = None  # the ended signer already logged, once per signer
 
     @property
     def name(self) -> str:
@@ -251,6 +256,10 @@ class Responder:
                 # Fast keys, one process per core already, or a single core: the thread
                 # hand-off would cost more than it saves.
                 der_out, this_update, next_update, signer = self.sign(issuer, cert_ids, statuses, nonce_extension)
+        except SignerExpired as exc:
+            self._report_expired_signer(issuer, exc)
+            return Answer(protocol.error_response(protocol.INTERNAL_ERROR), "internalError", issuer.name, serials,
+                          nonce=nonce_extension is not None)
         finally:
             self._live_in_flight -= 1
         # Yield once: the other requests that arrived with this one are signed before any
@@ -311,13 +320,27 @@ class Responder:
         # Backdated for clients whose clock is behind, but never before the signer
         # certificate's notBefore (clients check the signer's validity too).
         this_update = max(now - int(config.this_update_backdate), int(signer.valid_from))
-        next_update = min(now + int(config.response_validity), int(signer.valid_until))
+        next_update = self._next_update(signer, now)
+        if next_update <= now:
+            raise SignerExpired(f"signer certificate {signer.cert.serial_number:X} ended at "
+                                f"{signer.cert.not_valid_after_utc.isoformat()}")
         this_dt = datetime.datetime.fromtimestamp(this_update, UTC)
         next_dt = datetime.datetime.fromtimestamp(next_update, UTC)
         singles = [protocol.single_response(self._single_answer(cert_id, status), this_dt, next_dt)
                    for cert_id, status in zip(cert_ids, statuses)]
         return (signer, protocol.tbs_head(signer, config.responder_id, singles, datetime.datetime.fromtimestamp(now, UTC)),
                 float(this_update), float(next_update))
+
+    def _next_update(self, signer, now: int) -> int:
+        # Never beyond the signer certificate: clients check its validity too.
+        return min(now + int(self.config.response_validity), int(signer.valid_until))
+
+    def _report_expired_signer(self, issuer: Issuer, exc: SignerExpired) -> None:
+        signer = issuer.signer
+        if issuer.expired_signer_logged is not signer:  # once, not on every request
+            issuer.expired_signer_logged = signer
+            log.error("cannot sign: %s; answering internalError until a valid signer is loaded (SIGHUP)", exc,
+                      extra={"fields": {"issuer": issuer.name}})
 
     # --- background: index watching, pre-signing, refreshing ------------------------
 
@@ -453,7 +476,11 @@ class Responder:
             status = issuer.source.lookup(serial)
             if status is None:
                 continue  # removed from the index meanwhile; unknown serials are not cached
-            der, this_update, next_update, signer = self.sign(issuer, [cert_id], [status], None)
+            try:
+                der, this_update, next_update, signer = self.sign(issuer, [cert_id], [status], None)
+            except SignerExpired as exc:
+                self._report_expired_signer(issuer, exc)
+                continue
             results.append((issuer, cert_id, SignedResponse.create(der, serial, status, this_update, next_update,
                                                                    signer)))
         return results
@@ -462,10 +489,21 @@ class Responder:
         interval = max(1.0, min(60.0, self.config.refresh_margin / 10))
         while True:
             await asyncio.sleep(interval)
-            due = self.cache.due_for_refresh(time.time(), self.config.refresh_margin)
-            by_index = {issuer.index: issuer for issuer in self.issuers}
-            for (issuer_index, cert_id), entry in due:
-                self._enqueue(by_index[issuer_index], cert_id, entry.serial)
+            for issuer, cert_id, entry in self.due_for_refresh(time.time()):
+                self._enqueue(issuer, cert_id, entry.serial)
+
+    def due_for_refresh(self, now: float) -> List[Tuple[Issuer, bytes, SignedResponse]]:
+        """Cached answers within refresh_margin of their nextUpdate that a new signature
+        would extend."""
+        by_index = {issuer.index: issuer for issuer in self.issuers}
+        due = []
+        for (issuer_index, cert_id), entry in self.cache.due_for_refresh(now, self.config.refresh_margin):
+            issuer = by_index[issuer_index]
+            signer = issuer.signer
+            if entry.signer is signer and self._next_update(signer, int(now)) <= entry.next_update:
+                continue  # capped by the signer's notAfter: signing again would change nothing
+            due.append((issuer, cert_id, entry))
+        return due
 
     # --- health and metrics helpers -------------------------------------------------
 
@@ -501,7 +539,9 @@ class Responder:
 
 
 def integer_der(value: int) -> bytes:
-    return protocol.tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    """Minimal two's complement, as clients encode the serial (-128 is 80, not ff80)."""
+    magnitude = value if value >= 0 else ~value
+    return protocol.tlv(0x02, value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True))
 
 
 def cert_id_prefix(algorithm: str, hashes: Tuple[bytes, bytes]) -> bytes:

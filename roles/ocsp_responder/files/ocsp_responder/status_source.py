@@ -2,7 +2,8 @@
 
 Format (one certificate per line, six tab-separated fields, as ``openssl ca`` writes it):
 ``status  expiry  revocation  serial(hex)  filename  subject`` with status V (valid),
-R (revoked) or E (expired) and revocation ``time[,reason[,extra]]`` for R lines.
+R (revoked) or E (expired) and revocation ``time[,reason[,extra]]`` for R lines. Lines
+that start with ``#`` are comments (openssl's TXT_DB skips them too).
 
 A table is ``{serial (int): status tuple}``. Valid and expired entries share one tuple
 object (both are answered "good"), so a million entries cost little more than the dict
@@ -23,6 +24,8 @@ log = logging.getLogger("ocsp_responder.status")
 Status = Tuple[str, int, int]
 GOOD: Status = ("good", 0, -1)
 
+REMOVE_FROM_CRL = 8
+
 # openssl ca's reason names (compared case-insensitively, as openssl does) -> CRLReason.
 REASON_CODES = {
     "unspecified": 0,
@@ -32,7 +35,7 @@ REASON_CODES = {
     "superseded": 4,
     "cessationofoperation": 5,
     "certificatehold": 6,
-    "removefromcrl": 8,
+    "removefromcrl": REMOVE_FROM_CRL,
     "holdinstruction": 6,
     "keytime": 1,
     "cakeytime": 2,
@@ -69,6 +72,10 @@ def parse_revocation(text: str) -> Status:
             reason = REASON_CODES[parts[1].lower()]
         except KeyError:
             raise ValueError(f"unknown revocation reason {parts[1]!r}") from None
+    if reason == REMOVE_FROM_CRL:
+        # RFC 5280 §5.3.1: the certificate was released from hold. OCSP's "revoked" means
+        # revoked or on hold (RFC 6960 §2.2), so it is good again.
+        return GOOD
     return ("revoked", revoked_at, reason)
 
 
@@ -84,6 +91,8 @@ def parse_index(data: bytes) -> Dict[int, Status]:
     lines = text.split("\n")
     lines.pop()  # after the final newline
     for number, line in enumerate(lines, 1):
+        if line.startswith("#"):
+            continue  # a comment, as openssl's TXT_DB reads the file
         fields = line.split("\t")
         if len(fields) != 6:
             raise IndexFormatError(f"line {number}: expected 6 tab-separated fields, got {len(fields)}")
