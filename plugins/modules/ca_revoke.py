@@ -113,7 +113,7 @@ options:
         revocation is permanent and the module fails. A certificate that is not revoked is
         left alone.
       - When C(index.txt.attr) says C(unique_subject = yes) (OpenSSL's default when it is
-        missing) and another valid certificate has the same subject, lifting the hold fails:
+        missing) and another valid certificate has the same subject, lifting the hold fails;
         C(openssl ca) cannot load a database with two valid entries for one subject.
     type: str
     choices: [revoked, active]
