@@ -104,6 +104,19 @@ def _uri_list(kind, urls):
     return items
 
 
+def ca_directory_of_own_file(path):
+    """The CADirectory whose own certificate or chain file ``path`` is (symlinks resolved), else None.
+
+    Such a file is the CA's identity: a certificate issued into it replaces the CA.
+    """
+    real = os.path.realpath(path)
+    certs_dir, name = os.path.split(real)
+    if name not in ("ca.cert.pem", "ca-chain.cert.pem") or os.path.basename(certs_dir) != "certs":
+        return None
+    ca_dir = CADirectory(os.path.dirname(certs_dir))
+    return ca_dir if ca_dir.has_database() or os.path.isfile(ca_dir.key_path) else None
+
+
 class CADirectory:
     """Paths of a CA directory plus the operations that only touch its files."""
 

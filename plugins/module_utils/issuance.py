@@ -25,7 +25,8 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
 
 try:
     from cryptography import x509
-    from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory, CAError
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import (
+        CADirectory, CAError, ca_directory_of_own_file)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
         CADatabase, openssl_oneline_subject)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
@@ -241,9 +242,19 @@ class CertificateIssuance:
                                         % forbidden)
             cert_path = ca_dir.cert_path
             key_path = ca_dir.key_path
+            issuer_dir = params.get('issuer_dir')
+            if issuer_dir and os.path.realpath(issuer_dir) == os.path.realpath(ca_dir.path):
+                raise IssuanceError('ca_dir and issuer_dir are the same directory %s: a CA cannot be '
+                                    'created in its issuer\'s directory (its key and certificate would '
+                                    'replace the issuer\'s); give it its own ca_dir' % ca_dir.path)
         else:
             ca_dir = None
             cert_path = self._require('path')
+            owner = ca_directory_of_own_file(cert_path)
+            if owner is not None:
+                raise IssuanceError('path %s is the CA certificate file of %s; a certificate written '
+                                    'there would replace that CA\'s own: choose another path'
+                                    % (cert_path, owner.path))
             if not os.path.isdir(os.path.dirname(os.path.abspath(cert_path))):
                 raise IssuanceError('directory %s for path does not exist'
                                     % os.path.dirname(os.path.abspath(cert_path)))

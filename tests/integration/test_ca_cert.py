@@ -491,6 +491,12 @@ def _failure_cases(pki: Pki, tmp_path: Path):
         "missing path directory": (leaf | {"path": str(tmp_path / "nodir" / "x.pem")}, "for path does not exist"),
         "renew window as long as validity": (leaf | {"valid_days": 20, "renew_before_days": 20},
                                              "must be shorter than valid_days"),
+        "ca_dir is issuer_dir": (intermediate_args(pki.root, pki.root) | {"privatekey_passphrase": ROOT_PASS},
+                                 "ca_dir and issuer_dir are the same directory"),
+        "leaf over issuer certificate": (leaf | {"path": str(pki.inter / "certs" / "ca.cert.pem")},
+                                         "is the CA certificate file of %s" % pki.inter),
+        "leaf over another CA's chain": (leaf | {"path": str(pki.root / "certs" / "ca-chain.cert.pem")},
+                                         "is the CA certificate file of %s" % pki.root),
     }
 
 
@@ -499,7 +505,8 @@ FAILURES = ["wrong issuer passphrase", "missing issuer passphrase", "wrong key p
             "path length exceeded", "unknown profile", "unreadable CSR", "missing issuer dir",
             "not a CA issuer", "bad SAN", "key type mismatch", "CA option on leaf", "missing path directory",
             "missing issuer key", "unreadable subject key",
-            "renew window as long as validity"]
+            "renew window as long as validity", "ca_dir is issuer_dir", "leaf over issuer certificate",
+            "leaf over another CA's chain"]
 
 
 @pytest.mark.parametrize("case", FAILURES)

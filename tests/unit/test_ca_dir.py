@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.ca_factory import ApiCA, openssl
 
-from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory, CAError
+from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory, CAError, ca_directory_of_own_file
 from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
 
 
@@ -123,3 +123,13 @@ def test_load_ca_material_and_clear_errors(tmp_path):
     os.unlink(ca.dir.key_path)
     with pytest.raises(CAError, match="CA private key not found"):
         ca.dir.load_private_key()
+
+
+def test_a_ca_directorys_own_certificate_files_are_recognised(tmp_path):
+    ca = ApiCA(tmp_path / "ca")
+    os.symlink(ca.dir.cert_path, tmp_path / "link.pem")
+    for path in (ca.dir.cert_path, ca.dir.chain_path, tmp_path / "link.pem"):
+        assert ca_directory_of_own_file(path).path == ca.dir.path
+    os.makedirs(tmp_path / "plain" / "certs")  # not a CA directory: no index.txt, no CA key
+    for path in (tmp_path / "plain" / "certs" / "ca.cert.pem", os.path.join(ca.dir.certs_dir, "www.pem")):
+        assert ca_directory_of_own_file(path) is None
