@@ -127,10 +127,11 @@ def build_extensions(profile, public_key, issuer_public_key, options):
         extensions.append((x509.SubjectAlternativeName(parse_general_names(options.subject_alt_name)),
                            False))
     access = [x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
-                                     x509.UniformResourceIdentifier(url)) for url in options.ocsp_url]
+                                     _ia5_name('URI', url, 'ocsp_url %r' % url)) for url in options.ocsp_url]
     if options.ca_issuers_url:
-        access.append(x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                                             x509.UniformResourceIdentifier(options.ca_issuers_url)))
+        access.append(x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS,
+            _ia5_name('URI', options.ca_issuers_url, 'ca_issuers_url %r' % options.ca_issuers_url)))
     if access:
         if profile.self_signed:
             raise ProfileError('a root CA has no issuer to point at: ocsp_url and ca_issuers_url '
@@ -140,11 +141,63 @@ def build_extensions(profile, public_key, issuer_public_key, options):
         if profile.self_signed:
             raise ProfileError('crl_url does not apply to root_ca (nothing revokes a root)')
         extensions.append((x509.CRLDistributionPoints([x509.DistributionPoint(
-            full_name=[x509.UniformResourceIdentifier(options.crl_url)],
+            full_name=[_ia5_name('URI', options.crl_url, 'crl_url %r' % options.crl_url)],
             relative_name=None, reasons=None, crl_issuer=None)]), False))
     if profile.ocsp_no_check:
         extensions.append((x509.OCSPNoCheck(), False))
     return extensions
+
+
+_IA5_NAMES = {'DNS': 'DNSName', 'email': 'RFC822Name', 'URI': 'UniformResourceIdentifier'}
+
+
+def _is_ascii(text):
+    try:
+        text.encode('ascii')
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _a_label(domain):
+    try:
+        return domain.encode('idna').decode('ascii')
+    except UnicodeError:
+        return None
+
+
+def _a_label_form(kind, value):
+    """``value`` with its domain in IDNA A-label form, or None when that alone is not enough."""
+    if kind == 'DNS':
+        return _a_label(value)
+    if kind == 'email':
+        local, _at, domain = value.rpartition('@')
+        domain = _a_label(domain)
+        return '%s@%s' % (local, domain) if domain and _is_ascii(local) else None
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(value)
+    userinfo, at, hostport = parts.netloc.rpartition('@')
+    host, colon, port = hostport.partition(':')
+    host = _a_label(host)
+    if host is None:
+        return None
+    uri = urlunsplit(parts._replace(netloc=userinfo + at + host + colon + port))
+    return uri if _is_ascii(uri) else None
+
+
+def _ia5_name(kind, value, what):
+    """A DNS, email or URI general name. Certificates carry these as IA5String (ASCII), and
+    cryptography raises a bare ValueError for an internationalised one: say what to write."""
+    if not _is_ascii(value):
+        suggestion = _a_label_form(kind, value)
+        raise ProfileError('%s contains non-ASCII characters, which a certificate cannot carry: write the '
+                           'domain in its IDNA A-label (xn--) form%s'
+                           % (what, ', %s:%s' % (kind, suggestion) if suggestion else
+                              ' and percent-encode or remove the other non-ASCII characters'))
+    try:
+        return getattr(x509, _IA5_NAMES[kind])(value)
+    except ValueError as exc:
+        raise ProfileError('%s is not a valid %s name: %s' % (what, kind, exc))
 
 
 def parse_general_names(entries):
@@ -158,16 +211,16 @@ def parse_general_names(entries):
             raise ProfileError('subject_alt_name entry %r is not TYPE:value' % (entry,))
         kind_lower = kind.strip().lower()
         if kind_lower == 'dns':
-            names.append(x509.DNSName(value))
+            names.append(_ia5_name('DNS', value, 'subject_alt_name entry %r' % (entry,)))
         elif kind_lower in ('ip', 'ip address'):
             try:
                 names.append(x509.IPAddress(ipaddress.ip_address(value)))
             except ValueError:
                 raise ProfileError('subject_alt_name entry %r is not an IP address' % (entry,))
         elif kind_lower == 'email':
-            names.append(x509.RFC822Name(value))
+            names.append(_ia5_name('email', value, 'subject_alt_name entry %r' % (entry,)))
         elif kind_lower == 'uri':
-            names.append(x509.UniformResourceIdentifier(value))
+            names.append(_ia5_name('URI', value, 'subject_alt_name entry %r' % (entry,)))
         else:
             raise ProfileError('subject_alt_name entry %r: type must be DNS, IP, email or URI' % (entry,))
     return names

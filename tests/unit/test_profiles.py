@@ -99,3 +99,20 @@ def test_urls_and_sans():
 def test_bad_options(name, options, message):
     with pytest.raises(profiles.ProfileError, match=message):
         extensions(name, **options)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"subject_alt_name": ["DNS:bücher.example"]},
+     "subject_alt_name entry 'DNS:bücher.example' contains non-ASCII .* DNS:xn--bcher-kva.example"),
+    ({"subject_alt_name": ["email:info@bücher.example"]}, "email:info@xn--bcher-kva.example"),
+    ({"subject_alt_name": ["email:jörg@example.com"]}, "percent-encode or remove the other non-ASCII"),
+    ({"subject_alt_name": ["URI:https://user@bücher.example:8443/a?b"]},
+     "URI:https://user@xn--bcher-kva.example:8443/a[?]b"),
+    ({"ocsp_url": ["http://ocsp.bücher.example"]}, "ocsp_url 'http://ocsp.bücher.example' .* "
+                                                    "URI:http://ocsp.xn--bcher-kva.example"),
+    ({"ca_issuers_url": "http://bücher.example/ca.cer"}, "ca_issuers_url .* A-label"),
+    ({"crl_url": "http://bücher.example/ca.crl"}, "crl_url .* A-label"),
+])
+def test_internationalised_names_ask_for_the_a_label_form(options, message):
+    with pytest.raises(profiles.ProfileError, match=message):
+        extensions("server", **options)
