@@ -66,7 +66,8 @@ options:
   not_after:
     description:
       - Absolute end of validity instead of O(valid_days), as C(YYYYMMDDHHMMSSZ) or ISO 8601
-        (UTC when no zone is given).
+        (UTC when no zone is given). Fractions of a second are dropped (certificates carry
+        whole seconds).
     type: str
   renew_before_days:
     description:

@@ -54,7 +54,11 @@ def asn1_time(value):
 
 
 def parse_time(text):
-    """not_after: ASN.1 (YYYYMMDDHHMMSSZ), ISO 8601 date or date-time (UTC if no zone)."""
+    """not_after: ASN.1 (YYYYMMDDHHMMSSZ), ISO 8601 date or date-time (UTC if no zone).
+
+    Fractions of a second are dropped: a certificate's time has whole seconds, so a wanted
+    time with a fraction would never equal the issued one and every run would reissue.
+    """
     text = str(text).strip()
     for fmt in ('%Y%m%d%H%M%SZ', '%Y-%m-%dT%H:%M:%SZ', '%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S',
                 '%Y-%m-%d'):
@@ -68,7 +72,7 @@ def parse_time(text):
         raise CertificateError('cannot parse time %r: use YYYYMMDDHHMMSSZ or ISO 8601' % text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.astimezone(datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc).replace(microsecond=0)
 
 
 # ---- names -------------------------------------------------------------------------------

@@ -270,6 +270,15 @@ def test_not_after_absolute(pki, days_ahead):
     assert renewed["changed"] is True and renewed["not_after"] == later.strftime("%Y%m%d%H%M%SZ")
 
 
+def test_not_after_with_a_fraction_of_a_second_is_idempotent(pki):
+    when = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=100)).replace(
+        hour=12, minute=0, second=0, microsecond=0)
+    args = pki.leaf("fraction", not_after=when.strftime("%Y-%m-%dT%H:%M:%S.500000+00:00"))
+    assert run_module("ca_cert", args)["not_after"] == when.strftime("%Y%m%d%H%M%SZ")
+    again = run_module("ca_cert", args)
+    assert again["changed"] is False, again["changed_reason"]
+
+
 def test_sequential_serials(pki):
     (pki.inter / "serial").write_text("2000\n")
     first = run_module("ca_cert", pki.leaf("s1", serial_policy="sequential"))

@@ -44,6 +44,9 @@ def test_build_name_rejects(subject, message):
     ("2027-01-02", datetime.datetime(2027, 1, 2, tzinfo=UTC)),
     ("2027-01-02T03:04:05Z", datetime.datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)),
     ("2027-01-02T05:04:05+02:00", datetime.datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)),
+    # whole seconds, as in the certificate: a fraction made every run reissue
+    ("2027-01-02T03:04:05.500000+00:00", datetime.datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)),
+    ("2027-01-02 03:04:05.999", datetime.datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)),
 ])
 def test_parse_time(text, expected):
     assert certs.parse_time(text) == expected
