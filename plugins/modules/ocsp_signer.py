@@ -17,7 +17,8 @@ description:
     (critical), id-pkix-ocsp-nocheck, subject/authority key identifiers.
   - Because of id-pkix-ocsp-nocheck a signer certificate cannot itself be checked for
     revocation, so it is short-lived by default (30 days) and renewed O(renew_before_days)
-    (10) days before it expires. Run it regularly (e.g. from a daily playbook).
+    days before it expires (by default 10, or a third of a shorter O(valid_days)). Run it
+    regularly (e.g. from a daily playbook).
   - The key is generated where the module runs (O(privatekey_path)), or the module signs a
     CSR (O(csr_path)/O(csr_content)) so that the key stays on the responder host.
   - Idempotent with the same rules as M(pkiops.ocsp.ca_cert); RV(changed_reason) says why it
@@ -44,8 +45,6 @@ options:
     required: true
   valid_days:
     default: 30
-  renew_before_days:
-    default: 10
 notes:
   - One of O(privatekey_path), O(csr_path) or O(csr_content) is required.
   - Reissuing does not revoke the superseded signer certificate; it simply expires.
@@ -160,7 +159,7 @@ def main():
     argument_spec['issuer_dir']['required'] = True
     argument_spec['path']['required'] = True
     argument_spec['valid_days']['default'] = 30
-    argument_spec['renew_before_days']['default'] = 10
+    # renew_before_days stays None: the profile's 10 days, a third of a shorter validity
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=CERTIFICATE_MUTUALLY_EXCLUSIVE,

@@ -64,9 +64,17 @@ def test_signer_renewal_window(pki):
 
 def test_signer_refuses_window_as_long_as_validity(pki):
     before = snapshot(pki.base)
-    result = run_module("ocsp_signer", signer_args(pki, valid_days=10))
+    result = run_module("ocsp_signer", signer_args(pki, valid_days=10, renew_before_days=10))
     assert result["failed"] and "renew_before_days (10) must be shorter than valid_days (10)" in result["msg"]
     assert snapshot(pki.base) == before
+
+
+def test_signer_default_window_shrinks_for_a_short_validity(pki):
+    """Without renew_before_days a 7-day signer renews 2 days (a third) before expiry, as ca_cert does."""
+    first = run_module("ocsp_signer", signer_args(pki, valid_days=7))
+    assert first["changed"] is True, first
+    again = run_module("ocsp_signer", signer_args(pki, valid_days=7))
+    assert again["changed"] is False, again
 
 
 def test_signer_check_mode_writes_nothing(pki):
