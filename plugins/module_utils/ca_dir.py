@@ -173,6 +173,12 @@ class CADirectory:
 
     def ensure_layout(self, check_mode=False):
         """Create what is missing; never touch what exists. Returns the created paths."""
+        parent = os.path.dirname(self.path)
+        if not os.path.lexists(self.path) and not os.path.isdir(parent):
+            # Checked in check mode too, so that it predicts the failure. Like community.crypto's
+            # modules we do not create missing parents: a typo would grow a directory tree.
+            raise CAError("cannot create the CA directory %s: its parent directory %s does not exist "
+                          "(create it first, for example with ansible.builtin.file)" % (self.path, parent))
         created = []
         for path, kind, mode, content in self.layout_plan():
             if os.path.lexists(path):

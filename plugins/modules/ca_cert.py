@@ -60,6 +60,8 @@ options:
         generated per the privatekey_* options and encrypted with O(privatekey_passphrase)),
         the certificate O(ca_dir)/certs/ca.cert.pem and the chain up to the root
         O(ca_dir)/certs/ca-chain.cert.pem.
+      - Its parent directory must exist (missing parents are not created); otherwise the task
+        fails, in check mode too.
       - Required for CA profiles; not used by the others.
     type: path
   path_length:

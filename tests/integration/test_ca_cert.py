@@ -96,6 +96,13 @@ def test_check_mode_creates_nothing(tmp_path):
     assert not (tmp_path / "newroot").exists()
 
 
+def test_check_mode_predicts_a_missing_parent_directory(tmp_path):
+    for check in (True, False):
+        result = run_module("ca_cert", root_args(tmp_path / "missing" / "root"), check=check)
+        assert result["failed"] and "its parent directory %s does not exist" % (tmp_path / "missing") in result["msg"]
+    assert not (tmp_path / "missing").exists()
+
+
 def test_check_mode_leaf_writes_nothing(pki):
     before = snapshot(pki.base)
     result = run_module("ca_cert", pki.leaf("www"), check=True, diff=True)

@@ -57,6 +57,14 @@ def test_layout_refuses_a_file_where_a_directory_belongs(tmp_path):
         ca_dir.ensure_layout()
 
 
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_layout_needs_the_parent_directory_in_check_mode_too(tmp_path, check_mode):
+    ca_dir = CADirectory(tmp_path / "missing" / "ca")
+    with pytest.raises(CAError, match="its parent directory %s does not exist" % (tmp_path / "missing")):
+        ca_dir.ensure_layout(check_mode=check_mode)
+    assert not (tmp_path / "missing").exists()
+
+
 def test_rendered_cnf_sections_and_urls(tmp_path):
     ca_dir = CADirectory(tmp_path / "ca")
     text = ca_dir.render_openssl_cnf(ocsp_url=["http://ocsp1.example.com", "http://ocsp2.example.com"],
