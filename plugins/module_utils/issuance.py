@@ -114,6 +114,15 @@ class IssuanceError(Exception):
     """Fail the task with this message; nothing has been written."""
 
 
+class _CAChanged(Exception):
+    """Another process changed the CA's key or certificate after this run decided: decide again."""
+
+
+# A fork that lost the race for a new CA decides again once the winner has written it; more
+# rounds only happen while other forks keep changing the CA.
+CA_DECISION_ATTEMPTS = 5
+
+
 class Issuer:
     """The signing side: a CA directory's certificate and key (or a root signing itself)."""
 
@@ -199,7 +208,7 @@ class CertificateIssuance:
             if self.params['state'] == 'absent':
                 self._absent()
             else:
-                self._present()
+                self._present_deciding_again_if_the_ca_changed()
         except (IssuanceError, CertificateError, ProfileError, keylib.PrivateKeyError, CAError) as exc:
             self.module.fail_json(msg=str(exc), **self._failure_context())
         except (IOError, OSError) as exc:  # a write failed after the checks (disk full, EACCES)
@@ -230,11 +239,29 @@ class CertificateIssuance:
         os.remove(path)
 
     # -- state=present --------------------------------------------------------------
+    def _present_deciding_again_if_the_ca_changed(self):
+        for _attempt in range(CA_DECISION_ATTEMPTS):
+            self.result = dict(changed=False, changed_reason=None, profile=self.profile.name)
+            self._to_write = []
+            try:
+                return self._present()
+            except _CAChanged:
+                continue
+        raise IssuanceError('the CA key or certificate in %s kept changing while this task ran (%d '
+                            'attempts); run it again' % (self.params['ca_dir'], CA_DECISION_ATTEMPTS))
+
+    def _ca_state(self, ca_dir):
+        """What a CA run decides on: its key and certificate files as they are now."""
+        return tuple(read_file(path, what) if os.path.exists(path) else None
+                     for path, what in ((ca_dir.key_path, 'CA key'), (ca_dir.cert_path, 'CA certificate')))
+
     def _present(self):
         profile = self.profile
         params = self.params
         if profile.is_ca:
             ca_dir = CADirectory(self._require('ca_dir'))
+            # Read before deciding; _write_planned compares under the CA's lock (see there).
+            self._decided_on = self._ca_state(ca_dir)
             for forbidden in ('privatekey_path', 'csr_path', 'csr_content', 'path'):
                 if params.get(forbidden) is not None:
                     raise IssuanceError('%s does not apply to CA profiles: the CA key and certificate '
@@ -489,16 +516,30 @@ class CertificateIssuance:
         return cert_pem(cert) + issuer.chain_pem
 
     def _write_planned(self, ca_dir, spec, issuer):
-        """Write the key, sign and record (if spec), then the certificate and CA files."""
+        """Write the key, sign and record (if spec), then the certificate and CA files.
+
+        A CA's files are written under its own database lock, after checking that its key and
+        certificate are still what the decision was based on. Without that, forks creating
+        the same CA at once each generated a key and minted a root, later ones replacing the
+        key and certificate that earlier ones had already returned.
+        """
+        if ca_dir is None:
+            return self._write_files(None, spec, issuer, None)
+        ca_dir.ensure_layout()
+        own_db = CADatabase(ca_dir)
+        with own_db.locked():
+            if self._ca_state(ca_dir) != self._decided_on:
+                raise _CAChanged()
+            return self._write_files(ca_dir, spec, issuer, own_db)
+
+    def _write_files(self, ca_dir, spec, issuer, own_db):
         cert = None
-        if ca_dir is not None:
-            ca_dir.ensure_layout()
         for path, data, mode, _kind in self._to_write:
             atomic_write(path, data, mode)
         if spec is not None:
-            signing_ca = ca_dir if self.profile.self_signed else issuer.ca_dir
+            # a root signs in its own database: the same CADatabase, whose lock is re-entrant
+            db = own_db if self.profile.self_signed else CADatabase(issuer.ca_dir)
             builder = spec.builder(issuer.subject, issuer.public_key, self.now)
-            db = CADatabase(signing_ca)
             with db.locked():
                 serial = db.allocate_serial(self.params['serial_policy'])
                 cert = builder.serial_number(serial).sign(

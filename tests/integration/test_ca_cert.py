@@ -319,6 +319,26 @@ def test_parallel_forks_get_distinct_serials(pki, tmp_path):
     assert f"{serials[0]:X}=Valid (V)" in status.stdout + status.stderr
 
 
+@pytest.mark.slow
+def test_parallel_forks_create_one_root(tmp_path):
+    """Every fork runs the same root_ca task: one key, one root, and all return it."""
+    hosts = [f"h{i}" for i in range(6)]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[all]\n" + "\n".join(f"{h} ansible_connection=local" for h in hosts) + "\n")
+    for attempt in range(3):  # the race is timing-dependent: several fresh directories
+        root = tmp_path / f"root{attempt}"
+        run = run_playbook([{"hosts": "all", "gather_facts": False,
+                             "tasks": [{"name": "root", "pkiops.ocsp.ca_cert": root_args(root)}]}],
+                           inventory=str(inventory), args=["--forks", str(len(hosts))])
+        assert run.rc == 0, run.output
+        returned = {e["result"]["certificate"] for e in run.results if e["task"] == "root"}
+        assert returned == {(root / "certs" / "ca.cert.pem").read_text()}
+        assert len(index_lines(root)) == 1
+        key = serialization.load_pem_private_key((root / "private" / "ca.key.pem").read_bytes(), ROOT_PASS.encode())
+        on_disk = x509.load_pem_x509_certificate((root / "certs" / "ca.cert.pem").read_bytes())
+        assert key.public_key() == on_disk.public_key()
+
+
 # ---- CSR flow ----------------------------------------------------------------------------
 
 @pytest.mark.slow
