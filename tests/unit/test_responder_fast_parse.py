@@ -37,7 +37,7 @@ def request_der(certs=((SHA1, 7),), nonce=None, params_null=True, extra_extensio
         tbs["version"] = "v1"
     extensions = []
     if nonce is not None:
-        for _ in range(nonces):
+        for _copy in range(nonces):
             extension = {"extn_id": NONCE, "extn_value": nonce}
             if nonce_critical is not None:
                 extension["critical"] = nonce_critical

@@ -97,6 +97,34 @@ def test_source_keeps_last_good_table(tmp_path):
     assert source.healthy(None, 0.5) == (True, "ok")
 
 
+def test_source_holds_back_an_index_rewritten_in_place(tmp_path):
+    """Truncated, then written: until the writer finishes, the file is a prefix of itself
+    that parses. It must not replace the table in service (its last serials would be
+    answered unknown, or revoked under unknown_serial_policy: revoked)."""
+    path = tmp_path / "index.txt"
+    path.write_bytes(INDEX.encode())
+    source = IndexSource(str(path), "test")
+    source.check()
+    table = source.table
+    lines = INDEX.encode().splitlines(keepends=True)
+    for partial in (b"", b"".join(lines[:3])):
+        with open(path, "wb") as handle:  # in place: same inode
+            handle.write(partial)
+        assert source.check() is None
+        assert source.table is table
+        assert "serials of the index in service are missing" in source.error
+        assert source.healthy(None, 0.5)[0] is False
+    revoked = INDEX.encode().replace(b"V\t271205141456Z\t\t1000", b"R\t271205141456Z\t261201000000Z\t1000")
+    with open(path, "wb") as handle:
+        handle.write(revoked + b"V\t271205141456Z\t\t2000\tunknown\t/CN=new\n")
+    assert source.check() == {0x1000, 0x2000}
+    assert source.error is None and source.healthy(None, 0.5) == (True, "ok")
+    path.write_bytes(b"".join(lines[:3]))
+    assert source.check() is None and len(source.table) == len(table) + 1
+    assert {0x1000, 0x2000} <= source.check(force=True)  # SIGHUP: loaded as it is
+    assert sorted(source.table) == [0x1000, 0x1002, 0x1003] and source.error is None
+
+
 def test_source_missing_file_then_back(tmp_path):
     path = tmp_path / "index.txt"
     source = IndexSource(str(path), "test")

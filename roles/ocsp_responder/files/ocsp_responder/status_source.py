@@ -146,7 +146,12 @@ class IndexSource:
 
     def check(self, force: bool = False) -> Optional[Set[int]]:
         """Reload if the file changed (or ``force``). Returns the serials whose status
-        changed, or None when nothing was (successfully) loaded."""
+        changed, or None when nothing was (successfully) loaded.
+
+        A new file that lacks serials of the table in service is held back unless
+        ``force`` (SIGHUP): ``openssl ca`` and our modules never remove a line, and an
+        index rewritten in place is, until the writer finishes, a prefix of itself that
+        parses (it ends at a line break) but answers its last certificates "unknown"."""
         with self._lock:
             self.last_check = time.time()
             try:
@@ -172,6 +177,12 @@ class IndexSource:
             except IndexFormatError as exc:
                 self._signature = signature  # do not re-parse the same broken file every poll
                 self._fail(f"{self.path}: {exc}")
+                return None
+            if self.loaded and not force and not self.table.keys() <= table.keys():
+                self._signature = signature
+                missing = sum(1 for serial in self.table if serial not in table)
+                self._fail(f"{self.path}: {missing} serials of the index in service are missing "
+                           "(partially written?); SIGHUP loads it as it is")
                 return None
             changed = changed_serials(self.table, table) if self.loaded else set(table)
             self.table = table
