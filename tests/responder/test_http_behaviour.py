@@ -282,6 +282,18 @@ def test_expect_100_continue(pki, responder):
     assert refused.startswith(b"HTTP/1.1 417")
 
 
+def test_absolute_form_request_target(pki, responder):
+    """RFC 9112 §3.2.2: a server must accept ``GET http://host/path`` (what proxies send)."""
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    origin = f"http://{responder.host}:{responder.port}"
+    reply = _raw_exchange(responder, f"GET {origin}/ocsp/{quote(base64.b64encode(request).decode(), safe='')} "
+                                     f"HTTP/1.0\r\n\r\n".encode())
+    assert answered_serial(reply.partition(b"\r\n\r\n")[2]) == int(pki.good.serial, 16)
+    reply = _raw_exchange(responder, f"POST {origin}/ocsp HTTP/1.0\r\nContent-Type: application/ocsp-request\r\n"
+                                     f"Content-Length: {len(request)}\r\n\r\n".encode() + request)
+    assert answered_serial(reply.partition(b"\r\n\r\n")[2]) == int(pki.good.serial, 16)
+
+
 def test_slow_header_client_is_cut_off(responder):
     started = time.monotonic()
     with socket.create_connection((responder.host, responder.port), timeout=10) as sock:

@@ -3,6 +3,7 @@ signatures, background refresh of cached answers before nextUpdate."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import threading
 import time
@@ -231,3 +232,47 @@ def test_requests_arriving_together_are_all_signed_before_any_answer_leaves(pki,
     finally:
         responder.close()
     assert events == ["signed"] * 3 + ["answered good"] * 3
+
+
+def test_requests_remembered_by_their_bytes_are_small_and_well_formed(pki, tmp_path):
+    """The memos keyed by what a client sends (GET path -> DER, request DER -> cache key)
+    keep only requests of the size real clients send, and no malformed ones: a client
+    varying a big requestorName, or sending random base64 paths, cannot fill memory."""
+    from asn1crypto import ocsp as asn1_ocsp, x509 as asn1_x509
+    from ocsp_responder.http import HttpFrontend
+
+    responder = Responder(config_from_dict(base_config(pki)))
+    responder.load_indexes()
+    frontend = HttpFrontend(responder.config, responder)
+    small = ocsp_request_der(pki, pki.good, nonce=False, tmp=tmp_path)
+    parsed = asn1_ocsp.OCSPRequest.load(small)
+    big = asn1_ocsp.OCSPRequest({"tbs_request": {
+        "requestor_name": asn1_x509.GeneralName(name="rfc822_name", value="x" * 2000 + "@example.com"),
+        "request_list": parsed["tbs_request"]["request_list"]}}).dump()
+
+    def get_path(der: bytes) -> str:
+        return "/" + base64.b64encode(der).decode()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(frontend.make_server(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        paths = [get_path(small), get_path(big), get_path(os.urandom(300)), "/" + "QUJD" * 100]
+        try:
+            for path in paths:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+                assert (await reader.read()).startswith(b"HTTP/1.0 200")  # OCSP answers, errors included
+                writer.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+        return paths
+
+    try:
+        paths = asyncio.run(scenario())
+    finally:
+        responder.close()
+    assert len(big) > 2000
+    assert list(frontend._get_der) == [paths[0]]
+    assert list(responder._known_requests) == [small]

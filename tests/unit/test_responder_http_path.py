@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ocsp_responder.http import BadGetPath, decode_get_path
+from ocsp_responder.http import BadGetPath, decode_get_path, origin_form
 
 # 3-byte aligned groups that encode to "++++" and "////", and a length that needs "==".
 DER = bytes.fromhex("304330413000") + b"\xfb\xef\xbe\xff\xff\xff" + bytes(range(40))
@@ -40,3 +40,14 @@ def test_decodes(tail):
 def test_rejects(tail):
     with pytest.raises((BadGetPath, UnicodeDecodeError)):
         decode_get_path(tail)
+
+
+@pytest.mark.parametrize("target,path", [
+    ("/ocsp/MEMw", "/ocsp/MEMw"),
+    ("http://ocsp.example:8080/ocsp/MEMw%2B", "/ocsp/MEMw%2B"),   # absolute-form, RFC 9112 §3.2.2
+    ("https://ocsp.example/", "/"),
+    ("http://ocsp.example", "/"),
+    ("MEMw", "MEMw"),                                              # neither: left to the routing to refuse
+])
+def test_origin_form(target, path):
+    assert origin_form(target) == path

@@ -22,7 +22,7 @@ from . import protocol
 from .cache import SignedResponse
 from .config import Config
 from .logs import RequestLog
-from .responses import Answer, Responder
+from .responses import REMEMBERED_REQUEST_MAX_BYTES, Answer, Responder
 
 
 OCSP_RESPONSE = "application/ocsp-response"
@@ -32,6 +32,19 @@ _POST_HEADERS = {"Content-Type": OCSP_RESPONSE}
 _NO_STORE_HEADERS = {"Content-Type": OCSP_RESPONSE, "Cache-Control": "no-store"}
 # Decoded GET paths remembered (raw path -> DER): a client repeats its URL verbatim.
 GET_PATHS_REMEMBERED = 65536
+GET_PATH_REMEMBERED_MAX = 1024  # characters: base64 of REMEMBERED_REQUEST_MAX_BYTES, some percent-encoded
+
+
+def origin_form(raw_path: str) -> str:
+    """The path of an absolute-form request target, ``http://host:port/path``, which a
+    server must accept (RFC 9112 §3.2.2; proxies send it)."""
+    if raw_path.startswith("/"):
+        return raw_path
+    _scheme, separator, rest = raw_path.partition("://")
+    if not separator:
+        return raw_path
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
 
 
 class BadGetPath(ValueError):
@@ -217,7 +230,7 @@ class HttpFrontend:
 
     async def _dispatch(self, request: web.BaseRequest, fields: dict):
         method = request.method
-        raw_path = request.raw_path.split("?", 1)[0]
+        raw_path = origin_form(request.raw_path.split("?", 1)[0])
         path = "/" + raw_path.lstrip("/")
         if path == self.config.health_path:
             return self._health(method), None
@@ -238,10 +251,12 @@ class HttpFrontend:
             except (BadGetPath, UnicodeDecodeError) as exc:
                 fields["error"] = str(exc)
                 return self._ocsp_bytes(protocol.error_response(protocol.MALFORMED_REQUEST)), "malformedRequest"
-            if len(self._get_der) >= GET_PATHS_REMEMBERED:
-                self._get_der.clear()
-            self._get_der[request.raw_path] = der
             answer = self.responder.cached(der) or await self.responder.answer(der)
+            if len(der) <= REMEMBERED_REQUEST_MAX_BYTES and len(request.raw_path) <= GET_PATH_REMEMBERED_MAX \
+                    and answer.status != "malformedRequest":
+                if len(self._get_der) >= GET_PATHS_REMEMBERED:
+                    self._get_der.clear()
+                self._get_der[request.raw_path] = der
             return self._ocsp(answer, request, fields, get=True), answer.status
         return _plain(405, "method not allowed", Allow=ALLOWED), "http_405"
 

@@ -32,6 +32,10 @@ log = logging.getLogger("ocsp_responder.responses")
 UTC = datetime.timezone.utc
 # Live-signing memo bound: distinct certificate sets asked about with a nonce in one second.
 TBS_HEADS_PER_SECOND = 1024
+# Requests remembered by their bytes (here and GET paths in http.py) are at most this
+# long: a CertID with SHA-512 makes about 190 bytes; anything much bigger (a requestor
+# name, a signature) is rare, and remembering it would let one client fill memory.
+REMEMBERED_REQUEST_MAX_BYTES = 512
 # RFC 6960 §2.2 "extended revoked" answer for a serial that was never issued.
 EXTENDED_REVOKED = ("revoked", 0, 6)  # 1970-01-01T00:00:00Z, certificateHold
 
@@ -144,7 +148,13 @@ class Responder:
         except OSError as exc:
             raise StartupError(f"issuers[{issuer_config.name}]: {exc.filename}: {exc.strerror}") from None
         issuer = Issuer(index, issuer_config, signer, IndexSource(issuer_config.index, issuer_config.name))
-        for algorithm, (name_hash, key_hash) in _issuer_hashes(signer.ca_cert_der).items():
+        issuer_hashes = _issuer_hashes(signer.ca_cert_der)
+        same_ca = self._by_cert_id.get(("sha1", *issuer_hashes["sha1"]))
+        if same_ca is not None:
+            # A CertID names a CA by subject and key only: one entry would hide the other.
+            raise StartupError(f"issuers[{issuer_config.name}].ca_cert {issuer_config.ca_cert}: the same CA (subject "
+                               f"and key) as issuers[{same_ca.name}]; give each CA one entry with its whole index")
+        for algorithm, (name_hash, key_hash) in issuer_hashes.items():
             self._by_cert_id[(algorithm, name_hash, key_hash)] = issuer
             issuer.cert_id_prefixes[algorithm] = cert_id_prefix(algorithm, (name_hash, key_hash))
         self.issuers.append(issuer)
@@ -227,7 +237,7 @@ class Responder:
         if cacheable:
             cert = request.certs[0]
             key = (issuer.index, cert.cert_id_der)
-            if request.nonce_extension is None:
+            if request.nonce_extension is None and len(der) <= REMEMBERED_REQUEST_MAX_BYTES:
                 if len(self._known_requests) >= self._known_requests_max:
                     self._known_requests.clear()
                 self._known_requests[der] = KnownRequest(issuer, key, cert.serial, serials[0])
