@@ -75,6 +75,8 @@ options:
         is kept.
       - V(privilegeWithdrawn) and V(aACompromise) are not offered because C(openssl ca) refuses an
         index that carries them.
+      - V(removeFromCRL) is not offered either. It marks a certificate released from hold
+        (RFC 5280 section 5.3.1) and does not revoke. Use O(state=active) to release a hold.
     type: str
     choices:
       - unspecified
@@ -84,7 +86,6 @@ options:
       - superseded
       - cessationOfOperation
       - certificateHold
-      - removeFromCRL
   revocation_date:
     description:
       - When the certificate was revoked, ISO 8601 (V(2026-01-31T12:00:00Z); no zone means UTC)
@@ -243,7 +244,7 @@ def main():
             serial_number=dict(type="raw"),
             path=dict(type="path"),
             content=dict(type="str"),
-            reason=dict(type="str", choices=list(REASONS)),
+            reason=dict(type="str", choices=[reason for reason in REASONS if reason != "removeFromCRL"]),
             revocation_date=dict(type="str"),
             invalidity_date=dict(type="str"),
             hold_instruction=dict(type="str"),

@@ -145,6 +145,7 @@ def test_failures_are_clear_and_write_nothing(ca, tmp_path):
         ("ambiguous hex", dict(base, serial_number="1A2B")),
         ("future date", dict(base, serial_number=serial, revocation_date="2999-01-01T00:00:00Z")),
         ("unsupported reason", dict(base, serial_number=serial, reason="privilegeWithdrawn")),
+        ("removeFromCRL does not revoke", dict(base, serial_number=serial, reason="removeFromCRL")),
         ("garbage cert", dict(base, path=str(garbage))),
         ("two selectors", dict(base, serial_number=serial, path=str(foreign))),
         ("no selector", dict(base)),
@@ -161,6 +162,7 @@ def test_failures_are_clear_and_write_nothing(ca, tmp_path):
     failed(out, "ambiguous hex", "write hex as 0x1A2B")
     failed(out, "future date", "is in the future")
     failed(out, "unsupported reason", "value of reason must be one of")
+    failed(out, "removeFromCRL does not revoke", "value of reason must be one of")
     failed(out, "garbage cert", "neither a PEM nor a DER certificate")
     failed(out, "two selectors", "mutually exclusive")
     failed(out, "no selector", "one of the following is required")
