@@ -180,6 +180,10 @@ def test_check_config_ok(pki, tmp_path):
     (lambda c: c.update(nonce_policy="sometimes"), "nonce_policy: must be one of echo, ignore"),
     (lambda c: c.update(response_validty="1h"), "response_validty: unknown key"),
     (lambda c: c.update(limits={"max_body_bytes": -1}), "limits.max_body_bytes: must be >= 64"),
+    (lambda c: c.update(listen=["127.0.0.1:2561", "127.0.0.1:2561"]), "listen[1]: 127.0.0.1:2561 is already used by listen[0]"),
+    (lambda c: c.update(listen=["127.0.0.1:2561"], metrics={"listen": "127.0.0.1:2561"}),
+     "metrics.listen: 127.0.0.1:2561 is already used by listen[0]"),
+    (lambda c: c.update(workers=2), "listen[0]: port 0 (any free port) needs workers: 1"),
 ])
 def test_check_config_names_the_key(pki, tmp_path, mutate, message):
     config = base_config(pki)
@@ -322,6 +326,20 @@ def test_worker_processes(pki_copy, start_responder):
     assert served == {new_serial}
     responder.signal(signal.SIGTERM)
     assert responder.process.wait(20) == 0
+
+
+@pytest.mark.parametrize("key", ["listen[1]", "metrics.listen"])
+def test_bind_failure_names_the_key_and_address(pki, start_responder, key):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        listen = [f"127.0.0.1:{free_port()}"] + ([busy] if key == "listen[1]" else [])
+        metrics = {"listen": busy} if key == "metrics.listen" else {}
+        responder = start_responder(pki, wait=False, listen=listen, metrics=metrics)
+        assert responder.process.wait(30) == 1
+    errors = [r["msg"] for r in responder.log_records() if r.get("level") == "error"]
+    assert errors == [f"cannot start: {key} {busy}: address already in use"], errors
 
 
 def test_index_missing_at_start_then_pushed(pki_copy, start_responder):

@@ -136,3 +136,27 @@ def test_load_config_errors(tmp_path):
     (tmp_path / "list.yml").write_text("- a\n")
     with pytest.raises(ConfigError, match="^config: expected a mapping"):
         load_config(str(tmp_path / "list.yml"))
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"listen": ["127.0.0.1:2560", "[::1]:2560", "127.0.0.1:2560"]},
+     r"^listen\[2\]: 127\.0\.0\.1:2560 is already used by listen\[0\]$"),
+    ({"metrics": {"listen": "[::1]:2560"}}, r"^metrics\.listen: \[::1\]:2560 is already used by listen\[1\]$"),
+    ({"workers": 2, "listen": ["127.0.0.1:2560", "127.0.0.1:0"]}, r"^listen\[1\]: port 0 \(any free port\) needs workers: 1"),
+    ({"workers": 2, "metrics": {"listen": "127.0.0.1:0"}}, r"^metrics\.listen: port 0 \(any free port\) needs workers: 1"),
+])
+def test_bind_address_conflicts(files, change, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(minimal(files, **change))
+
+
+@pytest.mark.parametrize("change", [
+    {"listen": ["127.0.0.1:0", "127.0.0.1:0"]},                                 # two free ports
+    {"listen": ["127.0.0.1:0"], "metrics": {"listen": "127.0.0.1:0"}},
+    {"metrics": {"enabled": False, "listen": "127.0.0.1:2560"}},               # not bound
+    {"workers": 2, "listen": ["127.0.0.1:2560", "127.0.0.2:2560"], "metrics": {"listen": "127.0.0.1:9100"}},
+])
+def test_bind_addresses_accepted(files, change):
+    config = config_from_dict(minimal(files, **change))
+    assert [key for key, _address in config.bind_addresses()][:len(config.listen)] == \
+        [f"listen[{i}]" for i in range(len(config.listen))]

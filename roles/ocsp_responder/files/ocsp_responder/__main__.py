@@ -26,17 +26,25 @@ SHUTDOWN_GRACE = 10.0
 log = logging.getLogger("ocsp_responder")
 
 
-def bind(address: ListenAddress, reuse_port: bool) -> socket.socket:
+class ListenError(Exception):
+    """An address cannot be bound; the message names its configuration key."""
+
+
+def bind(key: str, address: ListenAddress, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.bind((address.host, address.port))
-    sock.listen(1024)
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address.host, address.port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"{key} {address}: {(exc.strerror or str(exc)).lower()}") from None
     return sock
 
 
@@ -54,16 +62,16 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     frontend = HttpFrontend(config, responder, responder.metrics)
     server = frontend.make_server()
     listeners = []
-    for address in config.listen:
-        sock = bind(address, reuse_port)
-        listeners.append(await loop.create_server(server, sock=sock))
-        log.info("listening", extra={"fields": {"address": bound_address(sock)}})
     metrics_server = None
-    if config.metrics.enabled and config.metrics.listen is not None:
-        metrics_server = web.Server(MetricsOnlyFrontend(frontend).handle, access_log=None)
-        sock = bind(config.metrics.listen, reuse_port)
-        listeners.append(await loop.create_server(metrics_server, sock=sock))
-        log.info("metrics listening", extra={"fields": {"address": bound_address(sock)}})
+    for key, address in config.bind_addresses():
+        sock = bind(key, address, reuse_port)
+        if key == "metrics.listen":
+            metrics_server = web.Server(MetricsOnlyFrontend(frontend).handle, access_log=None)
+            listeners.append(await loop.create_server(metrics_server, sock=sock))
+            log.info("metrics listening", extra={"fields": {"address": bound_address(sock)}})
+        else:
+            listeners.append(await loop.create_server(server, sock=sock))
+            log.info("listening", extra={"fields": {"address": bound_address(sock)}})
 
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -132,6 +140,9 @@ def run_worker(config: Config, reuse_port: bool, metrics_dir: Optional[str] = No
         "entries": {i.name: len(i.source.table) for i in responder.issuers}}})
     try:
         run_event_loop(config, serve(config, responder, reuse_port))
+    except ListenError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     except OSError as exc:
         log.error("cannot serve: %s", exc)
         return 1

@@ -89,6 +89,13 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
+    def bind_addresses(self) -> list:
+        """``(key, address)`` of every socket the responder binds; the key is for messages."""
+        keyed = [(f"listen[{i}]", address) for i, address in enumerate(self.listen)]
+        if self.metrics.enabled and self.metrics.listen is not None:
+            keyed.append(("metrics.listen", self.metrics.listen))
+        return keyed
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -323,7 +330,22 @@ def config_from_dict(data: Any) -> Config:
     if config.this_update_backdate >= validity / 2:
         raise ConfigError("this_update_backdate: must be less than half of response_validity")
     top.finish()
+    _check_bind_addresses(config)
     return config
+
+
+def _check_bind_addresses(config: Config) -> None:
+    """What would only fail (or misbehave) when binding, caught before."""
+    seen = {}
+    for key, address in config.bind_addresses():
+        if address.port == 0:
+            if config.workers > 1:
+                # Each worker would bind a free port of its own: unrelated ports, one worker each.
+                raise ConfigError(f"{key}: port 0 (any free port) needs workers: 1, got workers: {config.workers}")
+            continue
+        if address in seen:
+            raise ConfigError(f"{key}: {address} is already used by {seen[address]}")
+        seen[address] = key
 
 
 def load_config(path: str) -> Config:
