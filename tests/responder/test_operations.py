@@ -328,6 +328,17 @@ def test_worker_processes(pki_copy, start_responder):
     assert responder.process.wait(20) == 0
 
 
+def test_second_instance_on_the_same_port_refuses_to_start(pki, start_responder):
+    # SO_REUSEPORT would let it bind, and the kernel would split the clients between both.
+    port = free_port()
+    first = start_responder(pki, workers=2, listen=[f"127.0.0.1:{port}"])
+    second = start_responder(pki, wait=False, workers=2, listen=[f"127.0.0.1:{port}"])
+    assert second.process.wait(30) == 1
+    assert f"cannot start: listen[0] 127.0.0.1:{port}: address already in use" in second.logs()
+    assert "listening" not in second.logs()
+    assert first.process.poll() is None
+
+
 @pytest.mark.parametrize("key", ["listen[1]", "metrics.listen"])
 def test_bind_failure_names_the_key_and_address(pki, start_responder, key):
     with socket.socket() as taken:

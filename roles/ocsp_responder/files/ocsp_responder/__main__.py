@@ -2,8 +2,9 @@
 
 Signals: SIGHUP reloads every signer (certificate, key, CA certificate) and index now; SIGTERM/SIGINT stop accepting, finish the
 requests in flight (up to ``SHUTDOWN_GRACE`` seconds) and exit 0. With ``workers > 1`` a
-master process forks the workers (each binds the listen addresses with SO_REUSEPORT so
-the kernel spreads connections), forwards signals and restarts a worker that dies."""
+master process checks that no one listens on its addresses, forks the workers (each binds
+the listen addresses with SO_REUSEPORT so the kernel spreads connections), forwards
+signals and restarts a worker that dies."""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ class ListenError(Exception):
     """An address cannot be bound; the message names its configuration key."""
 
 
-def bind(key: str, address: ListenAddress, reuse_port: bool) -> socket.socket:
+def bind(key: str, address: ListenAddress, reuse_port: bool, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -40,12 +41,25 @@ def bind(key: str, address: ListenAddress, reuse_port: bool) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((address.host, address.port))
-        sock.listen(1024)
-        sock.setblocking(False)
+        if listen:
+            sock.listen(1024)
+            sock.setblocking(False)
     except OSError as exc:
         sock.close()
         raise ListenError(f"{key} {address}: {(exc.strerror or str(exc)).lower()}") from None
     return sock
+
+
+def addresses_in_use(config: Config) -> Optional[str]:
+    """With SO_REUSEPORT the kernel lets a second instance of the same user bind the same
+    port and splits the clients between both. A bind without it fails while any socket
+    listens there, so the master tries that first (and lets go: the workers bind)."""
+    for key, address in config.bind_addresses():
+        try:
+            bind(key, address, reuse_port=False, listen=False).close()
+        except ListenError as exc:
+            return str(exc)
+    return None
 
 
 def bound_address(sock: socket.socket) -> str:
@@ -258,7 +272,10 @@ def main(argv=None) -> int:
     setup_logging(config.log.level, config.log.format)
     # Checked before forking or binding: one clear message, not a worker dying at start.
     # A single worker checks its signers itself (run_worker).
-    problems = check_config(config) if config.workers > 1 else list(filter(None, [event_loop_problem(config)]))
+    if config.workers > 1:
+        problems = check_config(config) or list(filter(None, [addresses_in_use(config)]))
+    else:
+        problems = list(filter(None, [event_loop_problem(config)]))
     if problems:
         log.error("cannot start: %s", problems[0])
         return 1
