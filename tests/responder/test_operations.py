@@ -328,6 +328,29 @@ def test_worker_processes(pki_copy, start_responder):
     assert responder.process.wait(20) == 0
 
 
+def worker_pids(responder, workers: int) -> list:
+    if workers == 1:
+        return [responder.process.pid]
+    return [int(pid) for pid in run(["pgrep", "-P", str(responder.process.pid)], check=False).stdout.split()]
+
+
+def test_sigterm_while_a_worker_restarts_stops_the_service(pki, start_responder):
+    responder = start_responder(pki, workers=2, listen=[f"127.0.0.1:{free_port()}"])
+    started = time.monotonic()
+    assert wait_for(lambda: len(worker_pids(responder, 2)) == 2, timeout=10)
+    time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))  # a worker dying younger stops the service
+    os.kill(worker_pids(responder, 2)[0], signal.SIGKILL)
+    time.sleep(0.3)  # the master pauses 1 s before starting a new worker
+    responder.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    try:
+        assert responder.process.wait(5) == 0
+        assert time.monotonic() - signalled < 2.0
+    finally:
+        for pid in worker_pids(responder, 2):  # a replacement nobody stops
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_second_instance_on_the_same_port_refuses_to_start(pki, start_responder):
     # SO_REUSEPORT would let it bind, and the kernel would split the clients between both.
     port = free_port()

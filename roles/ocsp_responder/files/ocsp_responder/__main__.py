@@ -169,18 +169,28 @@ def run_master(config: Config) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="ocsp-responder-metrics-")
     children = {}
     stopping = False
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
-    def spawn() -> int:
-        pid = os.fork()
-        if pid == 0:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            code = 1
-            try:
-                code = run_worker(config, reuse_port=True, metrics_dir=metrics_dir)
-            finally:
-                os._exit(code)
-        return pid
+    def spawn() -> None:
+        # Signals wait until the new worker is in `children` (so `forward` reaches it) and
+        # has its own handlers instead of the master's `forward`.
+        signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)  # returns after the handlers of earlier ones ran
+        try:
+            if stopping:  # SIGTERM came during the pause before a restart, or while starting
+                return
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                        signal.signal(sig, signal.SIG_DFL)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
+                    code = run_worker(config, reuse_port=True, metrics_dir=metrics_dir)
+                finally:
+                    os._exit(code)
+            children[pid] = time.monotonic()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
 
     def forward(signum, _frame):
         nonlocal stopping
@@ -192,10 +202,10 @@ def run_master(config: Config) -> int:
             except ProcessLookupError:
                 pass
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in forwarded:
         signal.signal(sig, forward)
     for _worker in range(config.workers):
-        children[spawn()] = time.monotonic()
+        spawn()
     log.info("master started", extra={"fields": {"workers": list(children)}})
     exit_code = 0
     try:
@@ -219,7 +229,7 @@ def run_master(config: Config) -> int:
                 forward(signal.SIGTERM, None)
                 continue
             time.sleep(1)
-            children[spawn()] = time.monotonic()
+            spawn()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return exit_code
