@@ -328,10 +328,45 @@ def test_worker_processes(pki_copy, start_responder):
     assert responder.process.wait(20) == 0
 
 
+def sighup_caught(pid: int) -> bool:
+    """Whether the process has a handler for SIGHUP (SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            mask = next(line for line in status if line.startswith("SigCgt:")).split()[1]
+    except FileNotFoundError:
+        return False
+    return bool(int(mask, 16) >> (signal.SIGHUP - 1) & 1)
+
+
 def worker_pids(responder, workers: int) -> list:
     if workers == 1:
         return [responder.process.pid]
     return [int(pid) for pid in run(["pgrep", "-P", str(responder.process.pid)], check=False).stdout.split()]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_while_starting_is_a_reload_once_ready(pki_copy, start_responder, workers):
+    # systemd's ExecReload sends SIGHUP whenever asked, also right after the start.
+    # A large index keeps every worker loading for a while.
+    with open(pki_copy.intermediate.index, "a", encoding="ascii") as index:
+        index.writelines(f"V\t271214154805Z\t\t{0x100000 + i:X}\tunknown\t/CN=x{i}\n" for i in range(500000))
+    responder = start_responder(pki_copy, wait=False, workers=workers, listen=[f"127.0.0.1:{free_port()}"],
+                                reload_interval=60)
+    assert wait_for(lambda: (len(worker_pids(responder, workers)) == workers
+                             and all(sighup_caught(pid) for pid in worker_pids(responder, workers))),
+                    timeout=20, interval=0.002)
+    assert not [r for r in responder.log_records() if r.get("msg") == "listening"], "SIGHUP caught only once serving"
+    responder.signal(signal.SIGHUP)
+    responder.wait_listening()
+
+    def worker_lines():
+        return [(r["pid"], r["msg"]) for r in responder.log_records() if r.get("msg", "").startswith(("ready", "SIGHUP"))]
+
+    assert wait_for(lambda: len(worker_lines()) == 2 * workers, timeout=30), responder.logs()
+    for pid in {pid for pid, _msg in worker_lines()}:
+        assert [msg for other, msg in worker_lines() if other == pid] == ["ready", "SIGHUP: reloading signers and indexes"]
+    assert responder.process.poll() is None and "worker exited" not in responder.logs()
+    assert cert_status(responder, ocsp_request_der(pki_copy, pki_copy.revoked, nonce=False)) == "revoked"
 
 
 def test_sigterm_while_a_worker_restarts_stops_the_service(pki, start_responder):

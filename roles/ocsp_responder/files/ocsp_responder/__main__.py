@@ -1,6 +1,7 @@
 """``python -m ocsp_responder --config FILE [--check-config]``
 
-Signals: SIGHUP reloads every signer (certificate, key, CA certificate) and index now; SIGTERM/SIGINT stop accepting, finish the
+Signals: SIGHUP reloads every signer (certificate, key, CA certificate) and index now (one
+that arrives while a worker starts, once it is ready); SIGTERM/SIGINT stop accepting, finish the
 requests in flight (up to ``SHUTDOWN_GRACE`` seconds) and exit 0. With ``workers > 1`` a
 master process checks that no one listens on its addresses, forks the workers (each binds
 the listen addresses with SO_REUSEPORT so the kernel spreads connections), forwards
@@ -62,6 +63,22 @@ def addresses_in_use(config: Config) -> Optional[str]:
     return None
 
 
+class DeferredHup:
+    """SIGHUP must never be fatal (its default action): systemd's ExecReload sends it
+    whenever asked, also while the service starts. Until a worker's event loop handles it,
+    a SIGHUP is remembered here and acted on as a reload once the worker is ready."""
+    pending = False
+
+    @classmethod
+    def remember(cls, _signum, _frame) -> None:
+        cls.pending = True
+
+    @classmethod
+    def install(cls) -> None:
+        cls.pending = False
+        signal.signal(signal.SIGHUP, cls.remember)
+
+
 def bound_address(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return str(ListenAddress(host, port))
@@ -100,6 +117,9 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     publisher = asyncio.ensure_future(responder.metrics.run_publisher()) if responder.metrics is not None else None
     log.info("ready", extra={"fields": {"version": __version__, "issuers": [i.name for i in responder.issuers],
                                         "event_loop": type(loop).__module__.split(".")[0]}})
+    if DeferredHup.pending:  # no longer set once on_hup is the handler
+        DeferredHup.pending = False
+        on_hup()
     await stop.wait()
 
     log.info("shutting down: no new connections, finishing requests in flight")
@@ -160,6 +180,8 @@ def run_worker(config: Config, reuse_port: bool, metrics_dir: Optional[str] = No
     except OSError as exc:
         log.error("cannot serve: %s", exc)
         return 1
+    finally:
+        DeferredHup.install()  # closing the event loop set SIGHUP back to its fatal default
     return 0
 
 
@@ -182,7 +204,8 @@ def run_master(config: Config) -> int:
             if pid == 0:
                 code = 1
                 try:
-                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                    DeferredHup.install()
+                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                         signal.signal(sig, signal.SIG_DFL)
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
                     code = run_worker(config, reuse_port=True, metrics_dir=metrics_dir)
@@ -267,6 +290,8 @@ def main(argv=None) -> int:
                         help="validate the configuration (keys, certificates, signers) and exit")
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
+    if not args.check_config:
+        DeferredHup.install()
     try:
         config = load_config(args.config)
     except ConfigError as exc:
