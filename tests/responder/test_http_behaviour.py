@@ -308,6 +308,42 @@ def test_slow_body_is_cut_off(responder):
     assert reply.startswith(b"HTTP/1.1 408")
 
 
+def established_connections(port: int) -> int:
+    """Server-side TCP connections on ``port`` (from /proc/net/tcp: IPv4 loopback)."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # local port, ESTABLISHED
+                count += 1
+    return count
+
+
+def test_client_that_stops_reading_is_dropped(pki, start_responder):
+    """A client that sends requests and never reads the answers: the server's writes stall.
+    aiohttp has no send timeout; limits.send_timeout (TCP_USER_TIMEOUT) drops it."""
+    responder = start_responder(pki, limits={"send_timeout": "2s"})
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    get = b"GET /" + base64.b64encode(request) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((responder.host, responder.port))
+        sock.settimeout(2)
+        try:
+            while True:
+                sock.sendall(get * 100)
+        except socket.timeout:
+            pass  # both directions are full: the server is stuck writing
+        assert established_connections(responder.port) == 1
+        deadline = time.monotonic() + 20
+        while established_connections(responder.port) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert established_connections(responder.port) == 0, "the stalled connection was kept"
+    with urllib.request.urlopen(responder.url + quote(base64.b64encode(request).decode(), safe=""), timeout=10) as reply:
+        assert answered_serial(reply.read()) == int(pki.good.serial, 16)  # and the server still answers
+
+
 def test_health_and_metrics(pki, responder):
     status, report = responder.health()
     assert status == 200 and report["status"] == "ok"

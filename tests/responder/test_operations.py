@@ -180,6 +180,8 @@ def test_check_config_ok(pki, tmp_path):
     (lambda c: c.update(nonce_policy="sometimes"), "nonce_policy: must be one of echo, ignore"),
     (lambda c: c.update(response_validty="1h"), "response_validty: unknown key"),
     (lambda c: c.update(limits={"max_body_bytes": -1}), "limits.max_body_bytes: must be >= 64"),
+    (lambda c: c["issuers"].append(dict(c["issuers"][0], name="again")),
+     "the same CA (subject and key) as issuers[intermediate]"),
     (lambda c: c.update(listen=["127.0.0.1:2561", "127.0.0.1:2561"]), "listen[1]: 127.0.0.1:2561 is already used by listen[0]"),
     (lambda c: c.update(listen=["127.0.0.1:2561"], metrics={"listen": "127.0.0.1:2561"}),
      "metrics.listen: 127.0.0.1:2561 is already used by listen[0]"),

@@ -76,6 +76,7 @@ def test_bad_listen(value):
     ({"reload_interval": 0}, "reload_interval"),
     ({"limits": {"max_body_bytes": 10}}, "limits.max_body_bytes"),
     ({"limits": {"header_timeout": 0}}, "limits.header_timeout"),
+    ({"limits": {"send_timeout": "500ms"}}, "limits.send_timeout"),
     ({"limits": {"bogus": 1}}, "limits.bogus"),
     ({"limits": []}, "limits"),
     ({"metrics": {"path": "/healthz"}}, "metrics.path"),

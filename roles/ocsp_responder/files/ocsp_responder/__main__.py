@@ -32,11 +32,18 @@ class ListenError(Exception):
     """An address cannot be bound; the message names its configuration key."""
 
 
-def bind(key: str, address: ListenAddress, reuse_port: bool, listen: bool = True) -> socket.socket:
+def bind(key: str, address: ListenAddress, reuse_port: bool, listen: bool = True,
+         send_timeout: Optional[float] = None) -> socket.socket:
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if send_timeout is not None and hasattr(socket, "TCP_USER_TIMEOUT"):
+            # Inherited by accepted connections: the kernel drops one whose data (an
+            # answer to a client that stopped reading, or one that vanished) makes no
+            # progress for this long. aiohttp has no send timeout, and such a connection
+            # would hold its memory and file descriptor forever.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(send_timeout * 1000))
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
@@ -95,7 +102,7 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     listeners = []
     metrics_server = None
     for key, address in config.bind_addresses():
-        sock = bind(key, address, reuse_port)
+        sock = bind(key, address, reuse_port, send_timeout=config.limits.send_timeout)
         if key == "metrics.listen":
             metrics_server = web.Server(MetricsOnlyFrontend(frontend).handle, access_log=None)
             listeners.append(await loop.create_server(metrics_server, sock=sock))

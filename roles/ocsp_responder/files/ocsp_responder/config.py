@@ -49,6 +49,7 @@ class Limits:
     max_get_path_bytes: int = 8190
     header_timeout: float = 10.0
     body_timeout: float = 10.0
+    send_timeout: float = 30.0
     max_live_signings: int = 64
     max_request_certs: int = 32
 
@@ -276,12 +277,15 @@ def config_from_dict(data: Any) -> Config:
         max_get_path_bytes=limits_section.integer("max_get_path_bytes", 8190, minimum=256),
         header_timeout=limits_section.duration("header_timeout", 10.0),
         body_timeout=limits_section.duration("body_timeout", 10.0),
+        send_timeout=limits_section.duration("send_timeout", 30.0),
         max_live_signings=limits_section.integer("max_live_signings", 64, minimum=1),
         max_request_certs=limits_section.integer("max_request_certs", 32, minimum=1),
     )
     limits_section.finish()
     if limits.header_timeout <= 0 or limits.body_timeout <= 0:
         raise ConfigError("limits.header_timeout: timeouts must be greater than 0")
+    if not 1 <= limits.send_timeout <= 3600:
+        raise ConfigError("limits.send_timeout: must be between 1 second and 1 hour")
 
     metrics_section = _Section(top.get("metrics"), "metrics")
     metrics_listen = metrics_section.get("listen")
