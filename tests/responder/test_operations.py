@@ -602,3 +602,23 @@ def test_unparseable_request_is_one_quiet_log_line(pki, start_responder, payload
     about_it = [r for r in records if r.get("msg") != "request" or r.get("status") not in ("good",)]
     assert len(about_it) <= 1, about_it
     assert all(r["level"] in ("info", "warning") and "exc" not in r for r in about_it), about_it
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tells_systemd_when_ready_and_when_stopping(pki, tmp_path, start_responder, monkeypatch, workers):
+    """Type=notify: READY=1 once the indexes are loaded and the addresses listen (so
+    `systemctl start` returns when it can answer), STOPPING=1 on SIGTERM."""
+    notify = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(notify))
+        systemd.settimeout(30)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(notify))
+        responder = start_responder(pki, wait=False, workers=workers, listen=[f"127.0.0.1:{free_port()}"])
+        assert systemd.recv(100) == b"READY=1"
+        responder.wait_listening()
+        assert cert_status(responder, ocsp_request_der(pki, pki.good, nonce=False)) == "good"
+        responder.process.send_signal(signal.SIGTERM)
+        messages = []
+        while b"STOPPING=1" not in messages:
+            messages.append(systemd.recv(100))
+        assert responder.process.wait(15) == 0

@@ -70,6 +70,22 @@ def addresses_in_use(config: Config) -> Optional[str]:
     return None
 
 
+def notify_systemd(state: str) -> None:
+    """sd_notify(3) for ``Type=notify``: one datagram to $NOTIFY_SOCKET, so that
+    ``systemctl start`` returns once the indexes are loaded and the addresses listen, and
+    a reload asked meanwhile waits for that. Nothing when not started by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(state.encode(), address)
+    except OSError as exc:
+        log.warning("cannot notify systemd (%s): %s", state, exc)
+
+
 class DeferredHup:
     """SIGHUP must never be fatal (its default action): systemd's ExecReload sends it
     whenever asked, also while the service starts. Until a worker's event loop handles it,
@@ -124,11 +140,13 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     publisher = asyncio.ensure_future(responder.metrics.run_publisher()) if responder.metrics is not None else None
     log.info("ready", extra={"fields": {"version": __version__, "issuers": [i.name for i in responder.issuers],
                                         "event_loop": type(loop).__module__.split(".")[0]}})
+    notify_systemd("READY=1")  # with workers, the first one ready (NotifyAccess=all)
     if DeferredHup.pending:  # no longer set once on_hup is the handler
         DeferredHup.pending = False
         on_hup()
     await stop.wait()
 
+    notify_systemd("STOPPING=1")
     log.info("shutting down: no new connections, finishing requests in flight")
     for listener in listeners:
         listener.close()
