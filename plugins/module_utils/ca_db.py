@@ -54,6 +54,10 @@ REASONS = (
     "removeFromCRL",
 )
 HOLD_REASON = "certificateHold"
+# RFC 5280 5.3.1: released from hold. ``openssl ca -crl_reason removeFromCRL`` records it
+# as a revocation; it is not one (the responder answers such an entry good), so it can
+# be revoked again or made valid.
+RELEASED_REASON = "removeFromCRL"
 # Reasons whose index entry can carry a compromise (= invalidity) date, and the pseudo
 # reason OpenSSL writes for them in that case.
 COMPROMISE_TIME_REASONS = {"keyCompromise": "keyTime", "CACompromise": "CAkeyTime"}
@@ -174,6 +178,10 @@ class IndexEntry:
     @property
     def is_on_hold(self):
         return self.status == STATUS_REVOKED and self.reason == HOLD_REASON
+
+    @property
+    def is_revoked(self):
+        return self.status == STATUS_REVOKED and self.reason != RELEASED_REASON
 
 
 def _format_revocation(entry):
@@ -379,7 +387,7 @@ def revoked_entry(entry, reason=None, revoked_at=None, invalidity_date=None, hol
     """
     if reason is not None and reason not in REASONS:
         raise CAError("unknown revocation reason %r; use one of %s" % (reason, ", ".join(REASONS)))
-    already = entry.status == STATUS_REVOKED
+    already = entry.is_revoked
     if already and entry.reason != HOLD_REASON:
         # Only a hold is provisional. Any other revocation must stay as recorded: keyCompromise
         # -> certificateHold -> active would otherwise make a compromised key valid again.
@@ -416,7 +424,7 @@ def unheld_entry(entry):
     """The entry after lifting a certificateHold; only a hold can be lifted."""
     if entry.status != STATUS_REVOKED:
         return entry
-    if entry.reason != HOLD_REASON:
+    if entry.reason not in (HOLD_REASON, RELEASED_REASON):
         raise _permanent(entry, "it cannot be made valid again")
     return replace(entry, status=STATUS_VALID, revoked_at=None, reason=None,
                    invalidity_date=None, hold_instruction=None)

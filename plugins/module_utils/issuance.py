@@ -455,7 +455,7 @@ class CertificateIssuance:
     def _revocation_reason(self, ca_dir, cert):
         """A certificate revoked (or on hold) in its issuer's database is no longer wanted."""
         entry = CADatabase(ca_dir).find(cert.serial_number)
-        if entry is not None and entry.status == 'R':
+        if entry is not None and entry.is_revoked:
             return 'revoked in the issuer database'
         return None
 

@@ -21,6 +21,7 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
     format_index,
     openssl_oneline_subject,
     parse_index,
+    parse_index_line,
     revoked_entry,
     serial_to_hex,
     unheld_entry,
@@ -187,6 +188,17 @@ def test_permanent_revocations_cannot_be_downgraded(request_):
         revoked_entry(without_reason, "certificateHold")
     with pytest.raises(CAError, match="which is permanent: it cannot be made valid again"):
         unheld_entry(compromised)
+
+
+def test_released_from_hold_is_not_a_revocation():
+    # What `openssl ca -crl_reason removeFromCRL` writes; the responder answers it good, so
+    # the modules must be able to revoke it (again) or make it valid.
+    released = parse_index_line("R\t271205141457Z\t261125141457Z,removeFromCRL\t1000\tunknown\t/CN=x")
+    compromised = revoked_entry(released, "keyCompromise")
+    assert (compromised.status, compromised.reason) == ("R", "keyCompromise")
+    assert compromised.revoked_at > released.revoked_at  # a new revocation, dated now
+    assert revoked_entry(released).reason is None
+    assert unheld_entry(released).status == "V"
 
 
 def test_invalid_transitions_are_clear_errors():
