@@ -143,6 +143,9 @@ def test_load_config_errors(tmp_path):
     ({"listen": ["127.0.0.1:2560", "[::1]:2560", "127.0.0.1:2560"]},
      r"^listen\[2\]: 127\.0\.0\.1:2560 is already used by listen\[0\]$"),
     ({"metrics": {"listen": "[::1]:2560"}}, r"^metrics\.listen: \[::1\]:2560 is already used by listen\[1\]$"),
+    ({"listen": ["0.0.0.0:2560"], "metrics": {"listen": "127.0.0.1:2560"}},
+     r"^metrics\.listen: 127\.0\.0\.1:2560 is already used by listen\[0\] \(0\.0\.0\.0:2560\)$"),
+    ({"listen": ["[::1]:2560", "[::]:2560"]}, r"^listen\[1\]: \[::\]:2560 is already used by listen\[0\]"),
     ({"workers": 2, "listen": ["127.0.0.1:2560", "127.0.0.1:0"]}, r"^listen\[1\]: port 0 \(any free port\) needs workers: 1"),
     ({"workers": 2, "metrics": {"listen": "127.0.0.1:0"}}, r"^metrics\.listen: port 0 \(any free port\) needs workers: 1"),
 ])
@@ -155,6 +158,7 @@ def test_bind_address_conflicts(files, change, message):
     {"listen": ["127.0.0.1:0", "127.0.0.1:0"]},                                 # two free ports
     {"listen": ["127.0.0.1:0"], "metrics": {"listen": "127.0.0.1:0"}},
     {"metrics": {"enabled": False, "listen": "127.0.0.1:2560"}},               # not bound
+    {"listen": ["[::]:2560"], "metrics": {"listen": "127.0.0.1:2560"}},         # IPv6 sockets are V6ONLY
     {"workers": 2, "listen": ["127.0.0.1:2560", "127.0.0.2:2560"], "metrics": {"listen": "127.0.0.1:9100"}},
 ])
 def test_bind_addresses_accepted(files, change):

@@ -146,7 +146,8 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
         on_hup()
     await stop.wait()
 
-    notify_systemd("STOPPING=1")
+    if not reuse_port:  # with workers the master says it: one worker stopping is not the service
+        notify_systemd("STOPPING=1")
     log.info("shutting down: no new connections, finishing requests in flight")
     for listener in listeners:
         listener.close()
@@ -243,6 +244,8 @@ def run_master(config: Config) -> int:
     def forward(signum, _frame):
         nonlocal stopping
         if signum in (signal.SIGTERM, signal.SIGINT):
+            if not stopping:
+                notify_systemd("STOPPING=1")
             stopping = True
         for pid in list(children):
             try:

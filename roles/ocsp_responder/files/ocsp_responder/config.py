@@ -347,9 +347,23 @@ def _check_bind_addresses(config: Config) -> None:
                 # Each worker would bind a free port of its own: unrelated ports, one worker each.
                 raise ConfigError(f"{key}: port 0 (any free port) needs workers: 1, got workers: {config.workers}")
             continue
-        if address in seen:
-            raise ConfigError(f"{key}: {address} is already used by {seen[address]}")
+        for other, other_key in seen.items():
+            if _same_socket(address, other):
+                covered = f" ({other})" if other != address else ""
+                raise ConfigError(f"{key}: {address} is already used by {other_key}{covered}")
         seen[address] = key
+
+
+def _same_socket(one: ListenAddress, other: ListenAddress) -> bool:
+    """Two addresses one socket would answer for: equal, or one the wildcard of the other's
+    family on the same port (0.0.0.0:8080 covers 127.0.0.1:8080; with SO_REUSEPORT both
+    bind, and the kernel sends clients of 127.0.0.1 to whichever is more specific)."""
+    if one.port != other.port:
+        return False
+    if one.host == other.host:
+        return True
+    family = {":" in one.host, ":" in other.host}
+    return len(family) == 1 and bool({one.host, other.host} & {"0.0.0.0", "::"})
 
 
 def load_config(path: str) -> Config:

@@ -35,6 +35,14 @@ GET_PATHS_REMEMBERED = 65536
 GET_PATH_REMEMBERED_MAX = 1024  # characters: base64 of REMEMBERED_REQUEST_MAX_BYTES, some percent-encoded
 
 
+def _client_closed():
+    """The client went away mid-request: routine on the Internet, not our failure (no
+    traceback, not internalError). The reply is never delivered."""
+    response = _plain(400, "connection closed by client")
+    response.force_close()
+    return response, "client_closed"
+
+
 def origin_form(raw_path: str) -> str:
     """The path of an absolute-form request target, ``http://host:port/path``, which a
     server must accept (RFC 9112 §3.2.2; proxies send it)."""
@@ -315,7 +323,10 @@ class HttpFrontend:
             response = _plain(417, "the only expectation supported is 100-continue")
             response.force_close()
             return response, "http_417"
-        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except ConnectionError:
+            return _client_closed()
         request.writer.output_size = 0  # the final response has not started
         return None
 
@@ -329,11 +340,7 @@ class HttpFrontend:
             response.force_close()
             return None, (response, "http_408")
         except ConnectionError:
-            # The client went away mid-body: routine on the Internet, not our failure
-            # (no traceback, not internalError). The reply is never delivered.
-            response = _plain(400, "connection closed by client")
-            response.force_close()
-            return None, (response, "client_closed")
+            return None, _client_closed()
 
     @staticmethod
     async def _read_body(request: web.BaseRequest, limit: int) -> Optional[bytes]:
