@@ -588,6 +588,11 @@ class CADatabase:
                 return entry
         return None
 
+    def unique_subject_clash_message(self, clash, subject):
+        """Why ``clash`` (from unique_subject_clash) blocks ``subject``; callers add what to do."""
+        return ("%s says unique_subject = yes (OpenSSL's default when the file is missing) and serial %s "
+                "is a valid certificate for %s" % (self.ca_dir.index_attr_path, clash.serial_hex, subject))
+
     def record_issued(self, cert, filename="unknown"):
         """Store newcerts/<HEX>.pem and append a V line. Returns the newcerts path.
 
@@ -605,10 +610,8 @@ class CADatabase:
                     raise CAError("serial %s is already in %s" % (entry.serial_hex, self.ca_dir.index_path))
             clash = self.unique_subject_clash(entries, subject)
             if clash is not None:
-                raise CAError(
-                    "%s says unique_subject = yes (OpenSSL's default when the file is missing) "
-                    "and serial %s is a valid certificate for %s; revoke it first or set "
-                    "unique_subject = no" % (self.ca_dir.index_attr_path, clash.serial_hex, subject))
+                raise CAError("%s; revoke it first or set unique_subject = no"
+                              % self.unique_subject_clash_message(clash, subject))
             new = IndexEntry(status=STATUS_VALID, expires=cert_not_after(cert), serial=cert.serial_number,
                              subject=subject, filename=filename)
             format_index_line(new)  # validate before anything is written
@@ -644,11 +647,10 @@ class CADatabase:
                 clash = self.unique_subject_clash(entries, after.subject, serial)
                 if clash is not None:
                     raise CAError(
-                        "%s says unique_subject = yes (OpenSSL's default when the file is missing) and "
-                        "serial %s is a valid certificate for %s; making serial %s valid again would "
-                        "leave two, and openssl ca could no longer load the database: revoke %s first "
-                        "or set unique_subject = no" % (self.ca_dir.index_attr_path, clash.serial_hex,
-                                                        after.subject, entry.serial_hex, clash.serial_hex))
+                        "%s; making serial %s valid again would leave two, and openssl ca could no longer "
+                        "load the database: revoke %s first or set unique_subject = no"
+                        % (self.unique_subject_clash_message(clash, after.subject), entry.serial_hex,
+                           clash.serial_hex))
             if after != entry and not check_mode:
                 entries[position] = after
                 self._write_entries(entries)

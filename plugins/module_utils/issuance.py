@@ -466,10 +466,8 @@ class CertificateIssuance:
         oneline = openssl_oneline_subject(subject)
         clash = db.unique_subject_clash(entries, oneline)
         if clash is not None:
-            raise IssuanceError(
-                '%s says unique_subject = yes (OpenSSL\'s default when the file is missing) and '
-                'serial %s is a valid certificate for %s: revoke it first (ca_revoke) or set '
-                'unique_subject = no' % (ca_dir.index_attr_path, clash.serial_hex, oneline))
+            raise IssuanceError('%s: revoke it first (ca_revoke) or set unique_subject = no'
+                                % db.unique_subject_clash_message(clash, oneline))
 
     def _existing_certificate(self, path):
         if not os.path.exists(path):

@@ -228,7 +228,7 @@ index_path:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import REASONS
+from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import RELEASED_REASON, REASONS
 from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import (
     CAError,
     CRYPTOGRAPHY_IMPORT_ERROR,
@@ -244,7 +244,7 @@ def main():
             serial_number=dict(type="raw"),
             path=dict(type="path"),
             content=dict(type="str"),
-            reason=dict(type="str", choices=[reason for reason in REASONS if reason != "removeFromCRL"]),
+            reason=dict(type="str", choices=[reason for reason in REASONS if reason != RELEASED_REASON]),
             revocation_date=dict(type="str"),
             invalidity_date=dict(type="str"),
             hold_instruction=dict(type="str"),
