@@ -21,7 +21,7 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
     load_csr, not_after, not_before, parse_time, read_file, signing_hash, summary,
     utcnow, asn1_time)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
-    ExtensionOptions, ProfileError, get_profile, general_names_to_strings)
+    ExtensionOptions, ProfileError, check_ia5_uri, get_profile, general_names_to_strings)
 
 try:
     from cryptography import x509
@@ -502,6 +502,10 @@ class CertificateIssuance:
     def _cnf_settings(self, spec):
         """openssl.cnf of the CA being created: openssl_cnf options, else the CA's own choices."""
         settings = dict((k, v) for k, v in (self.params.get('openssl_cnf') or {}).items() if v is not None)
+        for key in ('ocsp_url', 'crl_url', 'ca_issuers_url'):
+            urls = settings.get(key) or []
+            for url in [urls] if isinstance(urls, str) else urls:
+                check_ia5_uri(url, 'openssl_cnf.%s %r' % (key, url))
         settings.setdefault('default_md', spec.digest)
         own_limit = spec.extension_options.path_length
         # v3_intermediate_ca is for CAs this CA signs: one level shorter than its own limit.

@@ -185,6 +185,12 @@ def _a_label_form(kind, value):
     return uri if _is_ascii(uri) else None
 
 
+def check_ia5_uri(value, what):
+    """Refuse a URI a certificate cannot carry, naming ``what`` (for URLs that only reach
+    openssl.cnf, which ``openssl ca`` copies into certificates unchecked)."""
+    _ia5_name('URI', value, what)
+
+
 def _ia5_name(kind, value, what):
     """A DNS, email or URI general name. Certificates carry these as IA5String (ASCII), and
     cryptography raises a bare ValueError for an internationalised one: say what to write."""

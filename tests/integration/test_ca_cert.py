@@ -533,6 +533,13 @@ def _failure_cases(pki: Pki, tmp_path: Path):
                                          "is the CA certificate file of %s" % pki.inter),
         "leaf over another CA's chain": (leaf | {"path": str(pki.root / "certs" / "ca-chain.cert.pem")},
                                          "is the CA certificate file of %s" % pki.root),
+        # openssl ca would copy it, as UTF-8, into an IA5String of every certificate it issues
+        "non-ASCII openssl.cnf URL": (intermediate_args(tmp_path / "idn-ca", pki.root)
+                                      | {"issuer_passphrase": ROOT_PASS,
+                                         "openssl_cnf": {"crl_url": "http://bücher.example/ca.crl"}},
+                                      "openssl_cnf.crl_url 'http://bücher.example/ca.crl' contains non-ASCII"
+                                      " characters, which a certificate cannot carry: write the domain in its"
+                                      " IDNA A-label (xn--) form, URI:http://xn--bcher-kva.example/ca.crl"),
     }
 
 
@@ -542,7 +549,7 @@ FAILURES = ["wrong issuer passphrase", "missing issuer passphrase", "wrong key p
             "not a CA issuer", "bad SAN", "key type mismatch", "CA option on leaf", "missing path directory",
             "missing issuer key", "unreadable subject key",
             "renew window as long as validity", "ca_dir is issuer_dir", "leaf over issuer certificate",
-            "leaf over another CA's chain"]
+            "leaf over another CA's chain", "non-ASCII openssl.cnf URL"]
 
 
 @pytest.mark.parametrize("case", FAILURES)
