@@ -107,21 +107,27 @@ def test_paths_outside_prefix(pki, responder):
         assert answered_serial(responder.http(path, data=request, headers=OCSP_REQUEST)[2]) == int(pki.good.serial, 16)
 
 
+def assert_rfc9919_caching_headers(headers, body):
+    """RFC 9919 §6.2 / §7.2 headers of a signed answer, checked against its own times."""
+    singles = ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed["tbs_response_data"]["responses"]
+    this_update, next_update = singles[0]["this_update"].native, singles[0]["next_update"].native
+    directives = [d.strip() for d in headers["Cache-Control"].split(",")]
+    assert {"public", "no-transform", "must-revalidate"} <= set(directives)
+    assert not {"no-store", "no-cache"} & set(directives)
+    max_age = int(next(d for d in directives if d.startswith("max-age="))[8:])
+    assert 0 <= next_update.timestamp() - time.time() - max_age < 5
+    assert email.utils.parsedate_to_datetime(headers["Last-Modified"]) == this_update
+    assert email.utils.parsedate_to_datetime(headers["Expires"]) == next_update
+    assert headers["ETag"] == '"%s"' % hashlib.sha256(body).hexdigest()  # as RFC 9919 §7.2 recommends
+
+
 def test_cache_headers_and_conditional_get(pki, responder):
     request = ocsp_request_der(pki, pki.good, nonce=False)
     path = "/ocsp/" + quote(base64.b64encode(request).decode(), safe="")
     status, headers, body = responder.http(path)
     assert status == 200
-    single = ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed["tbs_response_data"]["responses"][0]
-    this_update, next_update = single["this_update"].native, single["next_update"].native
-    directives = [d.strip() for d in headers["Cache-Control"].split(",")]
-    assert {"public", "no-transform", "must-revalidate"} <= set(directives)
-    max_age = int(next(d for d in directives if d.startswith("max-age="))[8:])
-    assert abs(max_age - (next_update.timestamp() - time.time())) < 5
-    assert email.utils.parsedate_to_datetime(headers["Last-Modified"]) == this_update
-    assert email.utils.parsedate_to_datetime(headers["Expires"]) == next_update
+    assert_rfc9919_caching_headers(headers, body)
     etag = headers["ETag"]
-    assert etag == '"%s"' % hashlib.sha1(body).hexdigest()
 
     status, headers304, body304 = responder.http(path, headers={"If-None-Match": etag})
     assert (status, body304) == (304, b"")
@@ -129,10 +135,21 @@ def test_cache_headers_and_conditional_get(pki, responder):
     assert responder.http(path, headers={"If-None-Match": '"other"'})[0] == 200
 
 
-def test_nonce_get_is_not_cacheable(pki, responder):
-    request = ocsp_request_der(pki, pki.good, nonce=True)
-    status, headers, _body = responder.http("/ocsp/" + quote(base64.b64encode(request).decode(), safe=""))
-    assert status == 200
+@pytest.mark.parametrize("kind", ["nonce", "unknown serial", "two certificates"])
+def test_signed_answers_not_kept_still_carry_caching_headers(pki, responder, kind):
+    """RFC 9919 §7.2: an authoritative answer MUST NOT say no-store or no-cache, even one
+    the responder signs per request instead of keeping it."""
+    request = {"nonce": lambda: ocsp_request_der(pki, pki.good, nonce=True),
+               "unknown serial": lambda: request_for_serial(pki, 0xDEAD0B),
+               "two certificates": lambda: ocsp_request_der(pki, pki.good, pki.revoked, nonce=False)}[kind]()
+    status, headers, body = responder.http("/ocsp/" + quote(base64.b64encode(request).decode(), safe=""))
+    assert status == 200 and ocsp.OCSPResponse.load(body)["response_status"].native == "successful"
+    assert_rfc9919_caching_headers(headers, body)
+
+
+def test_error_answers_on_get_are_not_stored(responder):
+    status, headers, body = responder.http("/ocsp/AAAA")
+    assert (status, body) == (200, bytes.fromhex("30030a0101"))  # malformedRequest
     assert headers["Cache-Control"] == "no-store"
     assert "ETag" not in headers
 

@@ -138,6 +138,18 @@ def test_walker_and_full_parser_agree(name):
     assert outcome(protocol.parse_request, der) == outcome(protocol._full_parse, der)
 
 
+def test_a_critical_nonce_is_echoed_without_its_flag():
+    """RFC 6960 §4.4: response extensions SHOULD NOT be critical; the octets stay the client's."""
+    octets = core.OctetString(os.urandom(16)).dump()
+    plain = protocol._Extension({"extn_id": NONCE, "extn_value": octets}).dump()
+    for critical in (True, False, None):
+        der = request_der(nonce=octets, nonce_critical=critical)
+        parsed = protocol.parse_request(der, 8)
+        assert parsed.nonce_extension == plain and parsed.nonce_length == 16, critical
+        echoed = protocol._Extension.load(parsed.nonce_extension)
+        assert echoed["critical"].native is False and echoed["extn_value"].contents == octets
+
+
 def test_walker_reads_what_the_full_parser_reads():
     der = CASES["nonce der"]
     parsed = protocol._fast_parse(der, 8)

@@ -154,3 +154,11 @@ def test_serial_encoded_as_clients_encode_it(serial):
     # Pre-signed CertIDs are looked up by their bytes: one octet too many and the client's
     # request never matches them.
     assert integer_der(serial) == asn1_core.Integer(serial).dump()
+
+
+@pytest.mark.parametrize("moment, text", [
+    (datetime.datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC), b"09991231235959Z"),  # a hand-edited index
+    (datetime.datetime(2050, 1, 1, tzinfo=UTC), b"20500101000000Z"),
+])
+def test_generalized_time_has_four_digit_years(moment, text):
+    assert protocol.generalized_time(moment) == b"\x18" + bytes((len(text),)) + text

@@ -38,7 +38,7 @@ class SignedResponse:
     def create(cls, der: bytes, serial: int, status: Hashable, this_update: float,
                next_update: float, signer: object = None) -> "SignedResponse":
         return cls(der, serial, status, this_update, next_update,
-                   '"' + hashlib.sha1(der).hexdigest() + '"',
+                   '"' + hashlib.sha256(der).hexdigest() + '"',  # RFC 9919 §7.2 recommends SHA-256
                    formatdate(this_update, usegmt=True), formatdate(next_update, usegmt=True), signer)
 
     def servable(self, now: float) -> bool:

@@ -364,8 +364,13 @@ class HttpFrontend:
             fields.update(issuer=answer.issuer, serial=",".join(answer.serials) or None,
                           cache_hit=answer.cache_hit, nonce=answer.nonce)
         entry = answer.cacheable
+        if entry is None and get and answer.signed is not None:
+            # Signed but not kept (an unknown serial, several certificates, a nonce): still an
+            # authoritative answer, which RFC 9919 §7.2 forbids marking no-store; it gets the
+            # caching headers of its own thisUpdate and nextUpdate.
+            entry = SignedResponse.create(answer.der, 0, None, *answer.signed)
         if entry is None:
-            # Nonce-bound or error answers: GET ones must not be stored by shared caches.
+            # Error answers (unsigned): GET ones must not be stored by shared caches.
             headers = _NO_STORE_HEADERS if get else _POST_HEADERS
             if _wire_fits(request):
                 return WireResponse(wire_200(headers, answer.der, http_date(int(time.time()))))

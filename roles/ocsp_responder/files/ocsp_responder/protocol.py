@@ -72,7 +72,8 @@ def sequence(*parts: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=256)  # live signing repeats the same few seconds; strftime is slow
 def generalized_time(moment: datetime.datetime) -> bytes:
-    return tlv(0x18, moment.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
+    # The year zero-padded: strftime's %Y writes "999" for the year 999 (a hand-edited index).
+    return tlv(0x18, f"{moment.year:04d}{moment:%m%d%H%M%S}Z".encode("ascii"))
 
 
 def error_response(status: int) -> bytes:
@@ -245,8 +246,10 @@ def _fast_parse(der: bytes, max_certs: int) -> OcspRequest:
             if tag == 0x01:  # critical
                 if value_end - value_start != 1 or der[value_start] not in (0x00, 0xFF):
                     raise _Unusual
-                if der[value_start] and oid != _OID_NONCE_CONTENT:
-                    raise _Unusual  # the full parser knows which critical extensions we understand
+                if der[value_start]:
+                    # The full parser knows which critical extensions we understand, and
+                    # echoes a critical nonce without its flag.
+                    raise _Unusual
                 tag, value_start, value_end = _tlv_at(der, value_end, extension_end)
             if tag != 0x04 or value_end != extension_end:
                 raise _Unusual
@@ -378,7 +381,10 @@ def _full_parse(der: bytes, max_certs: int) -> OcspRequest:
         _check_extensions(tbs["request_extensions"], _UNDERSTOOD_REQUEST_EXTENSIONS, "request")
         for extension in tbs["request_extensions"] or ():
             if extension["extn_id"].dotted == "1.3.6.1.5.5.7.48.1.2":
-                parsed.nonce_extension = extension.dump()
+                # Echoed without a critical flag: RFC 6960 §4.4 says response extensions
+                # SHOULD NOT be critical; the nonce octets stay the client's.
+                parsed.nonce_extension = (sequence(extension["extn_id"].dump(), extension["extn_value"].dump())
+                                          if extension["critical"].native else extension.dump())
                 parsed.nonce_length = nonce_length(extension["extn_value"].contents)
         # Touch the optional signature so a broken tail is found now, not later.
         request["optional_signature"].native

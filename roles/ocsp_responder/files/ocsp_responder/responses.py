@@ -306,8 +306,10 @@ class Responder:
         now = int(time.time())
         build = self._tbs_head if nonce_extension is None else self._memo_tbs_head
         _signer, head, this_update, next_update = build(signer, now, cert_ids, statuses)
+        # The extended-revoke extension only where an answer needs it (RFC 6960 §4.4.8):
+        # RFC 9919 §3.2.1 asks for no responseExtensions otherwise.
         der = protocol.build_response(signer, head, nonce_extension=nonce_extension,
-                                      extended_revoke=config.unknown_serial_policy == "revoked")
+                                      extended_revoke=config.unknown_serial_policy == "revoked" and None in statuses)
         return der, this_update, next_update, signer
 
     def _memo_tbs_head(self, signer, now: int, cert_ids: List[bytes], statuses) -> tuple:
