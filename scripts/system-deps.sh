@@ -4,7 +4,7 @@
 # bench (load generator).
 set -euo pipefail
 declare -A groups=(
-  [base]="openssl make python3-venv rsync shellcheck"
+  [base]="openssl make python3-venv python3-cryptography rsync shellcheck"
   [clients]="gnutls-bin libnss3-tools default-jre-headless openjdk-17-jdk-headless"
   [podman]="podman runc iptables netavark aardvark-dns conmon catatonit uidmap slirp4netns fuse-overlayfs debootstrap zstd"
   [bench]="wrk util-linux"

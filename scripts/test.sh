@@ -9,5 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/bootstrap.sh"
 source "$here/env.sh"
 cd "$PKIOPS_ROOT"
+# Debian 12's own python3 with its python3-cryptography 38: the oldest cryptography the
+# modules support, used as a managed host's interpreter by the guide-chain test.
+export PKIOPS_COMPAT_PYTHON=${PKIOPS_COMPAT_PYTHON:-/usr/bin/python3}
 # Two workers: most tests wait on subprocesses (ansible-playbook, servers, clients).
 exec python -m pytest -n 2 "$@"

@@ -3,21 +3,39 @@
 
     python3 ocsp_signer_in_service.py URL ISSUER_CERT SIGNER_CERT
 
-Asks the responder about the signer certificate itself (any serial would do) and compares
-the certificate embedded in the answer with SIGNER_CERT. Used by rotate_signer.yml on the
-responder host, with the responder's virtualenv python (cryptography is there)."""
+Asks the responder about the signer certificate itself (any serial would do), compares
+the certificate embedded in the answer with SIGNER_CERT and checks that the answer is
+signed by that certificate's key (a new certificate served with the old key would fail
+every client). Used by rotate_signer.yml on the responder host, with the responder's
+virtualenv python (cryptography is there)."""
 import sys
 import urllib.error
 import urllib.request
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 
 
 def read_certificate(path):
     with open(path, "rb") as handle:
         return x509.load_pem_x509_certificate(handle.read())
+
+
+def signed_by(certificate, signature, data, hash_algorithm):
+    key = certificate.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(hash_algorithm))
+        else:  # Ed25519, Ed448: no separate hash
+            key.verify(signature, data)
+    except (InvalidSignature, TypeError, ValueError):
+        return False
+    return True
 
 
 def main(url, issuer_path, signer_path):
@@ -42,6 +60,9 @@ def main(url, issuer_path, signer_path):
     served = response.certificates[0]
     if served.fingerprint(hashes.SHA256()) != signer.fingerprint(hashes.SHA256()):
         print("signer in service: serial %X; expected %X" % (served.serial_number, signer.serial_number))
+        return 1
+    if not signed_by(served, response.signature, response.tbs_response_bytes, response.signature_hash_algorithm):
+        print("signer certificate %X in service, but the answer is not signed by its key" % served.serial_number)
         return 1
     print("signer in service: serial %X" % served.serial_number)
     return 0

@@ -70,11 +70,19 @@ def test_signer_refuses_window_as_long_as_validity(pki):
 
 
 def test_signer_default_window_shrinks_for_a_short_validity(pki):
-    """Without renew_before_days a 7-day signer renews 2 days (a third) before expiry, as ca_cert does."""
+    """Without renew_before_days a short-lived signer renews a third of its validity before
+    expiry (7 days: 2), as ca_cert does."""
     first = run_module("ocsp_signer", signer_args(pki, valid_days=7))
     assert first["changed"] is True, first
     again = run_module("ocsp_signer", signer_args(pki, valid_days=7))
     assert again["changed"] is False, again
+    # A signer with 5 days left: outside a 7-day validity's window (2), inside an 18-day one's (6).
+    assert run_module("ocsp_signer", signer_args(pki, valid_days=5, renew_before_days=1, force=True))["changed"]
+    # (check mode: the 5-day signer stays; the window is tested before the validity length)
+    outside = run_module("ocsp_signer", signer_args(pki, valid_days=7), check=True)
+    assert outside["changed_reason"] == "validity period differs", outside
+    inside = run_module("ocsp_signer", signer_args(pki, valid_days=18), check=True)
+    assert inside["changed_reason"] == "expires within renew_before_days (6)", inside
 
 
 def test_signer_check_mode_writes_nothing(pki):

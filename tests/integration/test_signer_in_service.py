@@ -5,14 +5,21 @@ through ansible-playbook, and the rotation they guard (new signer certificate + 
 place, SIGHUP) ending with the new signer in service."""
 from __future__ import annotations
 
+import datetime
+import http.server
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+from asn1crypto import ocsp as asn1_ocsp, x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 
 from tests.helpers.ansible_run import ROOT, run_playbook
 from tests.responder.conftest import base_config, build_pki, launch_responder
@@ -49,6 +56,52 @@ def test_reports_a_different_signer(running):
     result = in_service(responder.url, pki.intermediate.cert, other.cert)
     assert result.returncode == 1
     assert "expected" in result.stdout
+
+
+def test_reports_an_answer_not_signed_by_the_served_certificate(running, tmp_path):
+    """A responder that embeds the new signer certificate but still signs with the old key
+    (a half-done rotation) fails every client: it is not "in service"."""
+    pki, _responder = running
+    issuer = x509.load_pem_x509_certificate(pki.intermediate.cert.read_bytes())
+    signer = x509.load_pem_x509_certificate(pki.signer.cert.read_bytes())
+    previous = pki.intermediate.issue("ocsp-signer-previous", extensions="ocsp")
+    previous_cert = x509.load_pem_x509_certificate(previous.cert.read_bytes())
+    previous_key = serialization.load_pem_private_key(previous.key.read_bytes(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    signed = (ocsp.OCSPResponseBuilder()
+              .add_response(signer, issuer, hashes.SHA1(), ocsp.OCSPCertStatus.GOOD, now,
+                            now + datetime.timedelta(hours=1), None, None)
+              .responder_id(ocsp.OCSPResponderEncoding.HASH, previous_cert)
+              .sign(previous_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    # The certificate on disk embedded, the previous key's signature kept.
+    response = asn1_ocsp.OCSPResponse.load(signed)
+    basic = response["response_bytes"]["response"].parsed
+    basic["certs"] = [asn1_x509.Certificate.load(signer.public_bytes(serialization.Encoding.DER))]
+    response["response_bytes"]["response"] = basic
+    answer = response.dump(force=True)
+
+    class MisSigning(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server hook name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/ocsp-response")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MisSigning)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = in_service(f"http://127.0.0.1:{server.server_address[1]}/", pki.intermediate.cert,
+                            pki.signer.cert)
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, result.stdout
+    assert "not signed by its key" in result.stdout
 
 
 def test_reports_an_unreachable_responder(running):
