@@ -433,35 +433,68 @@ def http_get_ocsp(url: str, der_request: bytes) -> tuple:
         return exc.code, exc.headers, exc.read()
 
 
-def openssl_get(pki: Pki, leaf: str, url: str, workdir: Path, *, hash_alg="sha1", nonce=False) -> ClientResult:
-    """The request made and the response verified by `openssl ocsp`; GET transport by urllib
-    (openssl's own client only POSTs). The nonce echo is compared here, since openssl's
-    verification of a -respin response has no request to compare with."""
+def http_post_ocsp(url: str, der_request: bytes) -> tuple:
+    request = urllib.request.Request(url, data=der_request, headers={"Content-Type": "application/ocsp-request"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as reply:
+            return reply.status, reply.headers, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def fetch_saved(pki: Pki, leaf: str, url: str, workdir: Path, *, method="GET", hash_alg="sha1", nonce=False
+                ) -> tuple:
+    """(request file, response file): the request made by `openssl ocsp -reqout`, sent by
+    urllib (GET: openssl's, ocsptool's and pyhanko's own clients only POST; POST: ocsptool's
+    own asks with SHA-1 only). The nonce echo is compared here: a client verifying a saved
+    response has no request to compare it with."""
     from cryptography.x509 import ocsp as x509_ocsp, OCSPNonce
 
-    cert = pki.leaves[leaf]
     req_file, resp_file = workdir / f"{leaf}-{hash_alg}-req.der", workdir / f"{leaf}-{hash_alg}-resp.der"
-    openssl("ocsp", "-issuer", pki.ca_cert, HASH_OPTION[hash_alg], "-cert", cert, "-reqout", req_file,
+    openssl("ocsp", "-issuer", pki.ca_cert, HASH_OPTION[hash_alg], "-cert", pki.leaves[leaf], "-reqout", req_file,
             "-nonce" if nonce else "-no_nonce")
-    status, headers, body = http_get_ocsp(url, req_file.read_bytes())
+    if method == "GET":
+        status, headers, body = http_get_ocsp(url, req_file.read_bytes())
+    else:
+        status, headers, body = http_post_ocsp(url, req_file.read_bytes())
     if status != 200 or headers.get("Content-Type") != "application/ocsp-response":
         raise ClientError(f"GET answered {status} {headers.get('Content-Type')!r}")
     resp_file.write_bytes(body)
-    proc = run(["openssl", "ocsp", "-respin", resp_file, "-issuer", pki.ca_cert, HASH_OPTION[hash_alg],
-                "-cert", cert, "-CAfile", pki.root_cert, "-verify_other", pki.ca_cert, "-no_nonce"])
-    result = _openssl_status(proc, cert, "openssl ocsp (GET)")
     if nonce:
         sent = x509_ocsp.load_der_ocsp_request(req_file.read_bytes()).extensions.get_extension_for_class(OCSPNonce)
         echoed = [e for e in x509_ocsp.load_der_ocsp_response(body).extensions if e.oid == sent.oid]
         if not echoed or echoed[0].value.nonce != sent.value.nonce:
             raise ClientError("GET response does not echo the request nonce")
-    return result
+    return req_file, resp_file
+
+
+def openssl_get(pki: Pki, leaf: str, url: str, workdir: Path, *, hash_alg="sha1", nonce=False) -> ClientResult:
+    """The response fetched by GET (fetch_saved) verified by `openssl ocsp -respin`."""
+    cert = pki.leaves[leaf]
+    _req_file, resp_file = fetch_saved(pki, leaf, url, workdir, hash_alg=hash_alg, nonce=nonce)
+    proc = run(["openssl", "ocsp", "-respin", resp_file, "-issuer", pki.ca_cert, HASH_OPTION[hash_alg],
+                "-cert", cert, "-CAfile", pki.root_cert, "-verify_other", pki.ca_cert, "-no_nonce"])
+    return _openssl_status(proc, cert, "openssl ocsp (GET)")
+
+
+def gnutls_ocsptool_verify(pki: Pki, leaf: str, req_file: Path, resp_file: Path) -> ClientResult:
+    """GnuTLS ocsptool on a saved response (any CertID hash, any transport): the signature
+    checked with the issuing CA as the trust anchor of its delegated signer, as --ask does."""
+    proc = run(["ocsptool", "--verify-response", "--load-response", resp_file, "--load-request", req_file,
+                "--load-trust", pki.ca_cert, "--load-issuer", pki.ca_cert, "--load-cert", pki.leaves[leaf]])
+    return _ocsptool_status(proc)
 
 
 def gnutls_ocsptool(pki: Pki, leaf: str, url: str, *, nonce=True) -> ClientResult:
     """GnuTLS ocsptool: POST, SHA-1 CertID, verifies the delegated signer against the issuer."""
     proc = run(["ocsptool", f"--ask={url}", "--load-cert", pki.leaves[leaf], "--load-issuer", pki.ca_cert,
                 "--nonce" if nonce else "--no-nonce"])
+    if nonce and not re.search(r"^\s*Nonce: [0-9a-f]+$", proc.stdout, re.M):
+        _fail("ocsptool", proc, "nonce requested but none in the response")
+    return _ocsptool_status(proc)
+
+
+def _ocsptool_status(proc) -> ClientResult:
     if proc.returncode != 0 or "Response Status: Successful" not in proc.stdout:
         _fail("ocsptool", proc, "no successful response")
     if "Verifying OCSP Response: Success." not in proc.stdout:
@@ -469,8 +502,6 @@ def gnutls_ocsptool(pki: Pki, leaf: str, url: str, *, nonce=True) -> ClientResul
     match = re.search(r"Certificate Status: (good|revoked|unknown)", proc.stdout)
     if not match:
         _fail("ocsptool", proc, "no certificate status")
-    if nonce and not re.search(r"^\s*Nonce: [0-9a-f]+$", proc.stdout, re.M):
-        _fail("ocsptool", proc, "nonce requested but none in the response")
     return ClientResult(match.group(1), None, proc.stdout + proc.stderr)
 
 
@@ -528,18 +559,22 @@ def compile_java(outdir: Path) -> Path:
     return outdir
 
 
-def java_pkix(pki: Pki, leaf: str, url: Optional[str], classes: Path, *, nonce_bytes=0) -> ClientResult:
+def java_pkix(pki: Pki, leaf: str, url: Optional[str], classes: Path, *, nonce_bytes=0, padding_bytes=0
+              ) -> ClientResult:
     """Java 17 CertPathValidator + PKIXRevocationChecker (OCSP only, leaf only)."""
     proc = run(["java", "-cp", classes, "OcspCheck", pki.root_cert, pki.ca_cert, pki.leaves[leaf],
-                url or "aia", str(nonce_bytes)])
+                url or "aia", str(nonce_bytes), str(padding_bytes)])
     match = re.fullmatch(r"STATUS (good|revoked|unknown)(?: (\w+))?\n", proc.stdout)
     if proc.returncode != 0 or not match:
         _fail("java", proc, "validation failed")
     return ClientResult(match.group(1), match.group(2), proc.stdout)
 
 
-def pyhanko_validate(pki: Pki, leaf: str, *, hash_alg="sha1", nonce=True) -> ClientResult:
-    """pyhanko-certvalidator, hard-fail revocation mode; OCSP URL from the AIA; POST."""
+def pyhanko_validate(pki: Pki, leaf: str, *, hash_alg="sha1", nonce=True, fetched_response: Optional[bytes] = None
+                     ) -> ClientResult:
+    """pyhanko-certvalidator, hard-fail revocation mode; OCSP URL from the AIA; POST.
+    With ``fetched_response`` (a response fetched by GET: pyhanko's fetcher only POSTs) it
+    fetches nothing and validates with that response only."""
     import asyncio
 
     import aiohttp
@@ -561,7 +596,8 @@ def pyhanko_validate(pki: Pki, leaf: str, *, hash_alg="sha1", nonce=True) -> Cli
                 ocsp_fetcher=AIOHttpOCSPFetcher(session, certid_hash_algo=hash_alg, request_nonces=nonce),
                 crl_fetcher=AIOHttpCRLFetcher(session), cert_fetcher=AIOHttpCertificateFetcher(session))
             context = ValidationContext(trust_roots=[load(pki.root_cert)], other_certs=[load(pki.ca_cert)],
-                                        allow_fetching=True, revocation_mode="hard-fail", fetchers=fetchers)
+                                        allow_fetching=fetched_response is None, revocation_mode="hard-fail",
+                                        fetchers=fetchers, ocsps=[fetched_response] if fetched_response else [])
             validator = CertificateValidator(load(pki.leaves[leaf]), validation_context=context)
             try:
                 await validator.async_validate_usage(set())

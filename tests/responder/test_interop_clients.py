@@ -11,10 +11,15 @@ Coverage (as far as each client supports it):
   openssl ocsp      POST       SHA-1, SHA-256  with, without
   openssl (req/verify) + GET   SHA-1, SHA-256  with, without
   ocsptool          POST       SHA-1           with, without
+  (openssl req) + ocsptool verify
+                    GET, POST  SHA-1 (GET), SHA-256  with, without
   vfychain          GET (AIA)  SHA-1           without (NSS sends none)
   ocspclnt          GET        SHA-1           without
-  Java 17 PKIX      GET, POST  SHA-1           without, 16 octets (GET), 128 octets (POST)
+  Java 17 PKIX      GET, POST  SHA-1           without (GET; POST with a padding
+                                                extension), 16 octets (GET), 128 octets (POST)
   pyhanko           POST (AIA) SHA-1, SHA-256  with, without
+  (openssl req) + GET + pyhanko
+                    GET        SHA-1, SHA-256  with, without
 each for a `good` and a `revoked` leaf, once on a CA made by `openssl ca` and once on one
 made by this collection's modules. Then with ``nonce_policy: ignore``: which clients
 accept a cached, nonce-less answer to a nonce request.
@@ -184,6 +189,19 @@ def test_gnutls_ocsptool(pki, url, exchange, leaf, nonce):
     exchange("POST", "sha1", nonce, status=leaf)
 
 
+@pytest.mark.parametrize("nonce", [True, False], ids=["nonce", "no-nonce"])
+@pytest.mark.parametrize("method, hash_alg", [("GET", "sha1"), ("GET", "sha256"), ("POST", "sha256")])
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_gnutls_ocsptool_saved_response(pki, url, exchange, tmp_path, leaf, method, hash_alg, nonce):
+    """The cells ``ocsptool --ask`` cannot reach (it POSTs SHA-1 CertIDs): a response
+    fetched for an openssl-made request, verified and read by ocsptool."""
+    require("ocsptool", "openssl")
+    req_file, resp_file = clients.fetch_saved(pki, leaf, url, tmp_path, method=method, hash_alg=hash_alg,
+                                              nonce=nonce)
+    _check(clients.gnutls_ocsptool_verify(pki, leaf, req_file, resp_file), leaf)
+    exchange(method, hash_alg, nonce, status=leaf)
+
+
 @pytest.fixture(scope="module")
 def nss_db(pki, tmp_path_factory):
     require("certutil")
@@ -210,11 +228,13 @@ def java_classes(tmp_path_factory):
     return clients.compile_java(tmp_path_factory.mktemp("java"))
 
 
-@pytest.mark.parametrize("nonce_bytes, method", [(0, "GET"), (16, "GET"), (128, "POST")],
-                         ids=["no-nonce-GET", "nonce16-GET", "nonce128-POST"])
+@pytest.mark.parametrize("nonce_bytes, padding_bytes, method", [(0, 0, "GET"), (16, 0, "GET"), (128, 0, "POST"),
+                                                                  (0, 200, "POST")],
+                         ids=["no-nonce-GET", "nonce16-GET", "nonce128-POST", "no-nonce-POST"])
 @pytest.mark.parametrize("leaf", LEAVES)
-def test_java_pkix(pki, url, java_classes, exchange, leaf, nonce_bytes, method):
-    _check(clients.java_pkix(pki, leaf, url, java_classes, nonce_bytes=nonce_bytes), leaf, "java")
+def test_java_pkix(pki, url, java_classes, exchange, leaf, nonce_bytes, padding_bytes, method):
+    _check(clients.java_pkix(pki, leaf, url, java_classes, nonce_bytes=nonce_bytes, padding_bytes=padding_bytes),
+           leaf, "java")
     request = exchange(method, "sha1", nonce=bool(nonce_bytes), status=leaf)[1]
     if nonce_bytes:
         assert len(_nonce(request.extensions)) == nonce_bytes
@@ -232,6 +252,17 @@ def test_java_pkix_uses_aia(pki, url, java_classes, exchange):
 def test_pyhanko(pki, url, exchange, leaf, hash_alg, nonce):
     _check(clients.pyhanko_validate(pki, leaf, hash_alg=hash_alg, nonce=nonce), leaf, "pyhanko")
     exchange("POST", hash_alg, nonce, status=leaf)
+
+
+@pytest.mark.parametrize("nonce", [True, False], ids=["nonce", "no-nonce"])
+@pytest.mark.parametrize("hash_alg", ["sha1", "sha256"])
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_pyhanko_get(pki, url, exchange, tmp_path, leaf, hash_alg, nonce):
+    """pyhanko validating with a response fetched by GET (its own fetcher only POSTs)."""
+    require("openssl")
+    _req_file, resp_file = clients.fetch_saved(pki, leaf, url, tmp_path, hash_alg=hash_alg, nonce=nonce)
+    _check(clients.pyhanko_validate(pki, leaf, fetched_response=resp_file.read_bytes()), leaf, "pyhanko")
+    exchange("GET", hash_alg, nonce, status=leaf)
 
 
 @pytest.fixture(scope="module")
