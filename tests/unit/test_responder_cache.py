@@ -17,7 +17,7 @@ def entry(der=b"resp", status=GOOD, this_update=1000.0, next_update=2000.0, seri
 
 def test_http_validators():
     item = entry(der=b"abc")
-    assert item.etag == '"%s"' % hashlib.sha1(b"abc").hexdigest()
+    assert item.etag == '"%s"' % hashlib.sha256(b"abc").hexdigest()  # RFC 9919 §7.2
     assert email.utils.parsedate_to_datetime(item.last_modified).timestamp() == 1000
     assert email.utils.parsedate_to_datetime(item.expires).timestamp() == 2000
 
