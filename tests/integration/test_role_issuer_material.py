@@ -1,0 +1,149 @@
+"""The role's handling of issuer material on a real host, without systemd: its validate
+and issuers task files run through ansible-playbook on localhost, with the responder's
+own --check-config (the real package, through a launcher like the one the role
+installs). What they must guarantee: no passphrase in -v output, refused material put
+back, keys the service account cannot read refused, shared directories left alone,
+settings that would blind the health wait refused.
+
+The files live under /srv (the role refuses key paths in /tmp, which the unit's
+PrivateTmp hides) and are removed afterwards."""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers.ansible_run import ROOT, run_playbook
+from tests.responder.conftest import build_pki
+
+PASSPHRASE = "Pq7-role-unique-passphrase"
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory):
+    pki = build_pki(tmp_path_factory.mktemp("role-pki"))
+    encrypted = tmp_path_factory.mktemp("role-key") / "signer.key.pem"
+    subprocess.run(["openssl", "pkey", "-in", str(pki.signer.key), "-aes256", "-passout", f"pass:{PASSPHRASE}",
+                    "-out", str(encrypted)], check=True, capture_output=True)
+    return pki, encrypted
+
+
+@pytest.fixture
+def host(material):
+    """A responder host's layout under /srv, with the live configuration the role would
+    have written and a launcher running this checkout's package."""
+    pki, key = material
+    base = Path(tempfile.mkdtemp(prefix="pkiops-role-", dir="/srv"))
+    os.chmod(base, 0o755)
+    launcher = base / "opt" / "bin" / "ocsp-responder"
+    launcher.parent.mkdir(parents=True)
+    launcher.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT}/roles/ocsp_responder/files exec {sys.executable} "
+                        "-m ocsp_responder \"$@\"\n")
+    launcher.chmod(0o755)
+    (base / "keys").mkdir()
+    shutil.copy(key, base / "keys" / "signer.key.pem")
+    issuer_dir = base / "etc" / "issuers" / "intermediate"
+    config = {"listen": ["127.0.0.1:2560"], "issuers": [{
+        "name": "intermediate", "ca_cert": str(issuer_dir / "ca.cert.pem"),
+        "index": str(base / "var" / "issuers" / "intermediate" / "index.txt"),
+        "signer_cert": str(issuer_dir / "signer.cert.pem"), "signer_key": str(base / "keys" / "signer.key.pem"),
+        "signer_key_passphrase_file": str(issuer_dir / "signer.passphrase")}]}
+    yield pki, base, config
+    shutil.rmtree(base)
+
+
+def role_play(pki, base: Path, signer_cert: Path = None, live_config: dict = None, **role_vars) -> list:
+    """validate + issuers of the role, as root:root (so no account is created here)."""
+    tasks = []
+    if live_config is not None:
+        tasks.append({"name": "Write the live configuration", "ansible.builtin.copy": {
+            "content": yaml.safe_dump(live_config), "dest": str(base / "etc" / "config.yml"), "mode": "0640"}})
+    tasks += [{"name": f"Role {part}", "ansible.builtin.include_role": {
+        "name": "pkiops.ocsp.ocsp_responder", "tasks_from": part}} for part in ("validate", "issuers")]
+    tasks.append({"name": "End before the handlers (no systemd here)", "ansible.builtin.meta": "end_play"})
+    issuer = {"name": "intermediate", "ca_cert_content": pki.intermediate.cert.read_text(),
+              "signer_cert_content": (signer_cert or pki.signer.cert).read_text(),
+              "index_content": pki.intermediate.index.read_text(),
+              "signer_key_path": str(base / "keys" / "signer.key.pem"), "signer_key_passphrase": PASSPHRASE}
+    variables = {"ocsp_responder_config_dir": str(base / "etc"), "ocsp_responder_data_dir": str(base / "var"),
+                 "ocsp_responder_install_dir": str(base / "opt"), "ocsp_responder_user": "root",
+                 "ocsp_responder_group": "root", "ocsp_responder_issuers": [issuer], **role_vars}
+    return [{"hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": tasks}]
+
+
+def prepare(base: Path) -> None:
+    for sub in ("etc/issuers", "var/issuers"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+
+
+def test_no_passphrase_in_verbose_output(host):
+    pki, base, _config = host
+    prepare(base)
+    run = run_playbook(role_play(pki, base), args=("-vv",))
+    assert run.rc == 0, run.output
+    assert "intermediate" in run.output  # the loops ran and printed their items
+    assert PASSPHRASE not in run.output
+    assert (base / "etc" / "issuers" / "intermediate" / "signer.passphrase").read_text() == PASSPHRASE
+
+
+def test_refused_signer_certificate_is_put_back(host):
+    pki, base, config = host
+    prepare(base)
+    first = run_playbook(role_play(pki, base, live_config=config))
+    assert first.rc == 0, first.output
+    issuer_dir = base / "etc" / "issuers" / "intermediate"
+    good = (issuer_dir / "signer.cert.pem").read_bytes()
+    # The CA certificate as the signer: its key is not the signer key.
+    for attempt in range(2):  # refused again on a re-run: nothing bad was left to turn it green
+        run = run_playbook(role_play(pki, base, signer_cert=pki.intermediate.cert, live_config=config))
+        assert run.rc != 0, (attempt, run.output)
+        assert "the new issuer material was refused, the previous files are back in place" in run.output
+        assert "signer.cert.pem: not issued by the CA" in run.output, run.output
+        assert (issuer_dir / "signer.cert.pem").read_bytes() == good
+        assert sorted(path.name for path in issuer_dir.iterdir()) == ["ca.cert.pem", "signer.cert.pem",
+                                                                       "signer.passphrase"]
+    subprocess.run([str(base / "opt" / "bin" / "ocsp-responder"), "--check-config", "--config",
+                    str(base / "etc" / "config.yml")], check=True, capture_output=True)
+
+
+def test_key_in_a_shared_directory_keeps_the_directory_and_must_be_readable(host):
+    pki, base, _config = host
+    prepare(base)
+    shared = base / "keys"
+    shared.chmod(0o710)
+    run = run_playbook(role_play(pki, base, ocsp_responder_user="nobody", ocsp_responder_group="nogroup"))
+    assert run.rc != 0
+    assert f"the service account nobody cannot read {shared}/signer.key.pem" in run.output, run.output
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o710 and shared.stat().st_gid == 0
+    shared.chmod(0o755)  # opened by the operator: accepted, and still not re-owned
+    run = run_playbook(role_play(pki, base, ocsp_responder_user="nobody", ocsp_responder_group="nogroup"))
+    assert run.rc == 0, run.output
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755 and shared.stat().st_gid == 0
+
+
+@pytest.mark.parametrize("role_vars, message", [
+    ({"ocsp_responder_settings": {"health_path": "/status"}}, "ocsp_responder_settings must not set health_path"),
+    ({"ocsp_responder_listen": ["0.0.0.0:80"]}, "0.0.0.0:80: ports below 1024"),
+])
+def test_inputs_refused_before_anything_changes(host, role_vars, message):
+    pki, base, _config = host
+    run = run_playbook(role_play(pki, base, **role_vars))
+    assert run.rc != 0 and message in run.output, run.output
+    assert not (base / "etc").exists()
+
+
+def test_key_in_a_hidden_directory_refused(host):
+    pki, base, _config = host
+    prepare(base)
+    play = role_play(pki, base)
+    play[0]["vars"]["ocsp_responder_issuers"][0]["signer_key_path"] = "/tmp/pkiops-nowhere/signer.key.pem"
+    run = run_playbook(play)
+    assert run.rc != 0
+    assert "outside /home, /root, /run/user, /tmp and /var/tmp" in run.output, run.output
