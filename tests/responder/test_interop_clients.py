@@ -228,8 +228,8 @@ def java_classes(tmp_path_factory):
     return clients.compile_java(tmp_path_factory.mktemp("java"))
 
 
-@pytest.mark.parametrize("nonce_bytes, padding_bytes, method", [(0, 0, "GET"), (16, 0, "GET"), (128, 0, "POST"),
-                                                                  (0, 200, "POST")],
+@pytest.mark.parametrize("nonce_bytes, padding_bytes, method",
+                         [(0, 0, "GET"), (16, 0, "GET"), (128, 0, "POST"), (0, 200, "POST")],
                          ids=["no-nonce-GET", "nonce16-GET", "nonce128-POST", "no-nonce-POST"])
 @pytest.mark.parametrize("leaf", LEAVES)
 def test_java_pkix(pki, url, java_classes, exchange, leaf, nonce_bytes, padding_bytes, method):
