@@ -59,7 +59,8 @@ def host(material):
     shutil.rmtree(base)
 
 
-def role_play(pki, base: Path, signer_cert: Path = None, live_config: dict = None, **role_vars) -> list:
+def role_play(pki, base: Path, signer_cert: Path = None, live_config: dict = None, passphrase=PASSPHRASE,
+              **role_vars) -> list:
     """validate + issuers of the role, as root:root (so no account is created here)."""
     tasks = []
     if live_config is not None:
@@ -71,7 +72,9 @@ def role_play(pki, base: Path, signer_cert: Path = None, live_config: dict = Non
     issuer = {"name": "intermediate", "ca_cert_content": pki.intermediate.cert.read_text(),
               "signer_cert_content": (signer_cert or pki.signer.cert).read_text(),
               "index_content": pki.intermediate.index.read_text(),
-              "signer_key_path": str(base / "keys" / "signer.key.pem"), "signer_key_passphrase": PASSPHRASE}
+              "signer_key_path": str(base / "keys" / "signer.key.pem")}
+    if passphrase is not None:
+        issuer["signer_key_passphrase"] = passphrase
     variables = {"ocsp_responder_config_dir": str(base / "etc"), "ocsp_responder_data_dir": str(base / "var"),
                  "ocsp_responder_install_dir": str(base / "opt"), "ocsp_responder_user": "root",
                  "ocsp_responder_group": "root", "ocsp_responder_issuers": [issuer], **role_vars}
@@ -113,6 +116,43 @@ def test_refused_signer_certificate_is_put_back(host):
                     str(base / "etc" / "config.yml")], check=True, capture_output=True)
 
 
+def plain_key_host(pki, base: Path, config: dict) -> dict:
+    """The host with the signer key unencrypted and no passphrase in the live configuration."""
+    shutil.copy(pki.signer.key, base / "keys" / "signer.key.pem")
+    plain = {**config, "issuers": [dict(config["issuers"][0])]}
+    del plain["issuers"][0]["signer_key_passphrase_file"]
+    return plain
+
+
+def test_material_and_configuration_changing_together_are_accepted(host, material):
+    """The new material is checked with the configuration to come, not the live one: an
+    unencrypted key replaced by the same key encrypted comes with a passphrase file that
+    only the new configuration names."""
+    pki, base, config = host
+    prepare(base)
+    plain = plain_key_host(pki, base, config)
+    first = run_playbook(role_play(pki, base, live_config=plain, passphrase=None))
+    assert first.rc == 0, first.output
+    shutil.copy(material[1], base / "keys" / "signer.key.pem")
+    run = run_playbook(role_play(pki, base, live_config=plain))
+    assert run.rc == 0, run.output
+    assert (base / "etc" / "issuers" / "intermediate" / "signer.passphrase").read_text() == PASSPHRASE
+
+
+def test_refusal_keeps_files_it_only_re_moded_and_removes_new_ones(host):
+    pki, base, config = host
+    prepare(base)
+    plain = plain_key_host(pki, base, config)
+    assert run_playbook(role_play(pki, base, live_config=plain, passphrase=None)).rc == 0
+    issuer_dir = base / "etc" / "issuers" / "intermediate"
+    ca_before = (issuer_dir / "ca.cert.pem").read_bytes()
+    (issuer_dir / "ca.cert.pem").chmod(0o600)  # same content: the role only fixes its mode
+    run = run_playbook(role_play(pki, base, signer_cert=pki.intermediate.cert, live_config=plain))
+    assert run.rc != 0 and "the new issuer material was refused" in run.output, run.output
+    assert (issuer_dir / "ca.cert.pem").read_bytes() == ca_before
+    assert not (issuer_dir / "signer.passphrase").exists()  # new with the refused material
+
+
 def test_key_in_a_shared_directory_keeps_the_directory_and_must_be_readable(host):
     pki, base, _config = host
     prepare(base)
@@ -131,6 +171,8 @@ def test_key_in_a_shared_directory_keeps_the_directory_and_must_be_readable(host
 @pytest.mark.parametrize("role_vars, message", [
     ({"ocsp_responder_settings": {"health_path": "/status"}}, "ocsp_responder_settings must not set health_path"),
     ({"ocsp_responder_listen": ["0.0.0.0:80"]}, "0.0.0.0:80: ports below 1024"),
+    ({"ocsp_responder_listen": ["[::1]:8080", "127.0.0.1:0443"]}, "127.0.0.1:0443: ports below 1024"),
+    ({"ocsp_responder_settings": {"metrics": {"listen": "127.0.0.1:99"}}}, "127.0.0.1:99: ports below 1024"),
 ])
 def test_inputs_refused_before_anything_changes(host, role_vars, message):
     pki, base, _config = host
