@@ -153,6 +153,35 @@ def test_refusal_keeps_files_it_only_re_moded_and_removes_new_ones(host):
     assert not (issuer_dir / "signer.passphrase").exists()  # new with the refused material
 
 
+def test_passphrase_removal_is_checked_and_put_back(host):
+    """Dropping the passphrase of a key that is still encrypted is refused like any other
+    material, and the passphrase file comes back (the live configuration names it)."""
+    pki, base, config = host
+    prepare(base)
+    assert run_playbook(role_play(pki, base, live_config=config)).rc == 0
+    run = run_playbook(role_play(pki, base, live_config=config, passphrase=None))
+    assert run.rc != 0 and "Password was not given but private key is encrypted" in run.output, run.output
+    issuer_dir = base / "etc" / "issuers" / "intermediate"
+    assert (issuer_dir / "signer.passphrase").read_text() == PASSPHRASE
+    left = sorted(path.name for path in issuer_dir.iterdir())
+    assert left == ["ca.cert.pem", "signer.cert.pem", "signer.passphrase"]
+    assert PASSPHRASE not in run.output
+
+
+def test_material_left_by_an_interrupted_run_fails_the_next_run(host):
+    """A run killed after writing a bad certificate: the re-run, to which nothing looks
+    changed, still checks and fails, and it removes the copies the killed run left."""
+    pki, base, config = host
+    prepare(base)
+    assert run_playbook(role_play(pki, base, live_config=config)).rc == 0
+    issuer_dir = base / "etc" / "issuers" / "intermediate"
+    shutil.copy(issuer_dir / "signer.cert.pem", issuer_dir / "signer.cert.pem.4242.2026-12-04@19:00:00~")
+    shutil.copy(pki.intermediate.cert, issuer_dir / "signer.cert.pem")  # what the killed run wrote
+    run = run_playbook(role_play(pki, base, signer_cert=pki.intermediate.cert, live_config=config))
+    assert run.rc != 0 and "signer.cert.pem: not issued by the CA" in run.output, run.output
+    assert not list(issuer_dir.glob("*~"))
+
+
 def test_key_in_a_shared_directory_keeps_the_directory_and_must_be_readable(host):
     pki, base, _config = host
     prepare(base)
@@ -179,6 +208,19 @@ def test_inputs_refused_before_anything_changes(host, role_vars, message):
     run = run_playbook(role_play(pki, base, **role_vars))
     assert run.rc != 0 and message in run.output, run.output
     assert not (base / "etc").exists()
+
+
+@pytest.mark.parametrize("role_vars", [
+    {"ocsp_responder_settings": {"metrics": {"enabled": False, "listen": "127.0.0.1:99"}}},
+    {"ocsp_responder_listen": ["127.0.0.1:0", "[::1]:1024"]},
+    {"ocsp_responder_settings": None},
+])
+def test_inputs_the_responder_takes_pass_validation(host, role_vars):
+    pki, base, _config = host
+    play = role_play(pki, base, **role_vars)
+    play[0]["tasks"] = [task for task in play[0]["tasks"] if task["name"] != "Role issuers"]
+    run = run_playbook(play)
+    assert run.rc == 0, run.output
 
 
 def test_key_in_a_hidden_directory_refused(host):
