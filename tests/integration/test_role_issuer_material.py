@@ -107,7 +107,7 @@ def test_refused_signer_certificate_is_put_back(host):
     for attempt in range(2):  # refused again on a re-run: nothing bad was left to turn it green
         run = run_playbook(role_play(pki, base, signer_cert=pki.intermediate.cert, live_config=config))
         assert run.rc != 0, (attempt, run.output)
-        assert "the new issuer material was refused, the previous files are back in place" in run.output
+        assert "the previous issuer files are back in place and the live configuration is unchanged" in run.output
         assert "signer.cert.pem: not issued by the CA" in run.output, run.output
         assert (issuer_dir / "signer.cert.pem").read_bytes() == good
         left = sorted(path.name for path in issuer_dir.iterdir())
@@ -148,7 +148,7 @@ def test_refusal_keeps_files_it_only_re_moded_and_removes_new_ones(host):
     ca_before = (issuer_dir / "ca.cert.pem").read_bytes()
     (issuer_dir / "ca.cert.pem").chmod(0o600)  # same content: the role only fixes its mode
     run = run_playbook(role_play(pki, base, signer_cert=pki.intermediate.cert, live_config=plain))
-    assert run.rc != 0 and "the new issuer material was refused" in run.output, run.output
+    assert run.rc != 0 and "the responder refuses the configuration or issuer material" in run.output, run.output
     assert (issuer_dir / "ca.cert.pem").read_bytes() == ca_before
     assert not (issuer_dir / "signer.passphrase").exists()  # new with the refused material
 
