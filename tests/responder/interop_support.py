@@ -423,23 +423,24 @@ def openssl_post(pki: Pki, leaf: str, url: str, *, hash_alg="sha1", nonce=True, 
     return _openssl_status(proc, cert, "openssl ocsp (POST)", tolerate)
 
 
-def http_get_ocsp(url: str, der_request: bytes) -> tuple:
-    """GET {url}{percent-encoded base64}, as RFC 9919 §5 describes; (status, headers, body)."""
-    target = url.rstrip("/") + "/" + urllib.parse.quote(base64.b64encode(der_request).decode(), safe="")
-    try:
-        with urllib.request.urlopen(target, timeout=20) as reply:
-            return reply.status, reply.headers, reply.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, exc.read()
-
-
-def http_post_ocsp(url: str, der_request: bytes) -> tuple:
-    request = urllib.request.Request(url, data=der_request, headers={"Content-Type": "application/ocsp-request"})
+def _urlopen_any_status(request) -> tuple:
+    """(status, headers, body), also for a 4xx/5xx answer."""
     try:
         with urllib.request.urlopen(request, timeout=20) as reply:
             return reply.status, reply.headers, reply.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
+
+
+def http_get_ocsp(url: str, der_request: bytes) -> tuple:
+    """GET {url}{percent-encoded base64}, as RFC 9919 §5 describes; (status, headers, body)."""
+    target = url.rstrip("/") + "/" + urllib.parse.quote(base64.b64encode(der_request).decode(), safe="")
+    return _urlopen_any_status(target)
+
+
+def http_post_ocsp(url: str, der_request: bytes) -> tuple:
+    request = urllib.request.Request(url, data=der_request, headers={"Content-Type": "application/ocsp-request"})
+    return _urlopen_any_status(request)
 
 
 def fetch_saved(pki: Pki, leaf: str, url: str, workdir: Path, *, method="GET", hash_alg="sha1", nonce=False
