@@ -24,6 +24,9 @@ from tests.helpers.ansible_run import ROOT, run_playbook
 from tests.responder.conftest import build_pki
 
 PASSPHRASE = "Pq7-role-unique-passphrase"
+# ansible-playbook -vv (the handlers themselves need systemd, which is not here)
+RELOAD_NOTIFIED = "Notification for handler ocsp_responder reload has been saved."
+RESTART_NOTIFIED = "Notification for handler ocsp_responder restart has been saved."
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +140,29 @@ def test_material_and_configuration_changing_together_are_accepted(host, materia
     run = run_playbook(role_play(pki, base, live_config=plain))
     assert run.rc == 0, run.output
     assert (base / "etc" / "issuers" / "intermediate" / "signer.passphrase").read_text() == PASSPHRASE
+
+
+def test_another_ca_restarts_and_a_new_signer_reloads(host, tmp_path):
+    """SIGHUP refuses a CA certificate naming another CA (subject or key), so the role
+    restarts for a changed CA certificate; a new signer alone is a reload."""
+    pki, base, config = host
+    prepare(base)
+    plain = plain_key_host(pki, base, config)
+    assert run_playbook(role_play(pki, base, live_config=plain, passphrase=None)).rc == 0
+    csr = tmp_path / "signer.csr.pem"  # the same signer key, certified once more
+    subprocess.run(["openssl", "req", "-new", "-key", str(pki.signer.key), "-subj", "/CN=ocsp-signer-again",
+                    "-out", str(csr)], check=True, capture_output=True)
+    resigned = pki.intermediate.sign_csr(csr, tmp_path / "signer.cert.pem", "ocsp", 30)
+    run = run_playbook(role_play(pki, base, signer_cert=resigned, live_config=plain, passphrase=None), args=("-vv",))
+    assert run.rc == 0, run.output
+    assert RELOAD_NOTIFIED in run.output, run.output
+    assert RESTART_NOTIFIED not in run.output
+
+    other = build_pki(tmp_path / "other")
+    shutil.copy(other.signer.key, base / "keys" / "signer.key.pem")
+    run = run_playbook(role_play(other, base, live_config=plain, passphrase=None), args=("-vv",))
+    assert run.rc == 0, run.output
+    assert RESTART_NOTIFIED in run.output, run.output
 
 
 def test_refusal_keeps_files_it_only_re_moded_and_removes_new_ones(host):
