@@ -236,6 +236,19 @@ def test_inputs_refused_before_anything_changes(host, role_vars, message):
     assert not (base / "etc").exists()
 
 
+def test_interpreter_older_than_the_requirements_refused(host):
+    pki, base, _config = host
+    older = base / "python3.10"  # answers the version question as Python 3.10 would
+    older.write_text("#!/bin/sh\necho 3.10\n")
+    older.chmod(0o755)
+    run = run_playbook(role_play(pki, base, ocsp_responder_python=str(older)))
+    assert run.rc != 0 and f"ocsp_responder_python {older} is Python 3.10: the responder's pinned requirements " \
+        "need Python 3.11 or later" in run.output, run.output
+    run = run_playbook(role_play(pki, base, ocsp_responder_python=str(base / "nowhere")))
+    assert run.rc != 0 and f"ocsp_responder_python {base}/nowhere does not run" in run.output, run.output
+    assert not (base / "etc").exists()
+
+
 @pytest.mark.parametrize("role_vars", [
     {"ocsp_responder_settings": {"metrics": {"enabled": False, "listen": "127.0.0.1:99"}}},
     {"ocsp_responder_listen": ["127.0.0.1:0", "[::1]:1024"]},
