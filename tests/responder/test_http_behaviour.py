@@ -441,3 +441,32 @@ def test_client_hanging_up_mid_body_is_not_an_error(pki, start_responder, expect
     assert 'status="internalError"' not in metrics
     assert f'ocsp_requests_total{{method="POST",status="client_closed"}} {hang_ups}.0' in metrics
     assert "Traceback" not in responder.logs()
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    length = bytes([size]) if size < 0x80 else bytes([0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes(
+        (size.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + length + content
+
+
+def test_signed_request_with_a_deeply_nested_certificate(pki, start_responder):
+    """Request signatures are not verified: a certificate in one that is 2,000 nested
+    SEQUENCEs (8 KB) is not decoded, so the request is answered, not an internalError
+    from the decoder's recursion (nor 100 ms of CPU for a few KB)."""
+    running = start_responder(pki, limits={"max_body_bytes": 16384})
+    unsigned = request_for_serial(pki, int(pki.good.serial, 16))
+    tbs = unsigned[2:] if unsigned[1] < 0x80 else unsigned[2 + (unsigned[1] & 0x7F):]
+    nested = b""
+    for _level in range(2000):
+        nested = _tlv(0x30, nested)
+    sha256_with_rsa = _tlv(0x30, _tlv(0x06, bytes.fromhex("2a864886f70d01010b")) + b"\x05\x00")
+    signature = _tlv(0x30, sha256_with_rsa + _tlv(0x03, b"\x00" + bytes(256)) + _tlv(0xA0, _tlv(0x30, nested)))
+    signed = _tlv(0x30, tbs + _tlv(0xA0, signature))
+    assert len(signed) > 8000
+    status, _headers, body = running.http("/", data=signed, headers=OCSP_REQUEST)
+    assert status == 200
+    assert answered_serial(body) == int(pki.good.serial, 16)
+    broken = _tlv(0x30, tbs + _tlv(0xA0, _tlv(0x30, sha256_with_rsa + b"\x03\x01")))  # a cut-off signature
+    assert running.http("/", data=broken, headers=OCSP_REQUEST)[2] == bytes.fromhex("30030a0101")
+    assert "Traceback" not in running.logs()
