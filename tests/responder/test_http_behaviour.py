@@ -8,9 +8,12 @@ import hashlib
 import http.client
 import random
 import re
+import resource
 import socket
+import subprocess
 import time
 import urllib.request
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -470,3 +473,39 @@ def test_signed_request_with_a_deeply_nested_certificate(pki, start_responder):
     broken = _tlv(0x30, tbs + _tlv(0xA0, _tlv(0x30, sha256_with_rsa + b"\x03\x01")))  # a cut-off signature
     assert running.http("/", data=broken, headers=OCSP_REQUEST)[2] == bytes.fromhex("30030a0101")
     assert "Traceback" not in running.logs()
+
+
+def test_listeners_limits_and_open_files(pki, start_responder):
+    """The metrics listener has the OCSP listener's limits (its half-sent requests were
+    kept an hour); both listen with a backlog of 1024 (create_server's default is 100);
+    the soft limit on open files is raised to the hard one (at 1024, a few hundred idle
+    connections locked every client out); request heads are bounded (32 fields of 2 KB)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        responder = start_responder(pki, metrics={"listen": "127.0.0.1:0"}, limits={"header_timeout": 1})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = Path(f"/proc/{responder.process.pid}/limits").read_text()
+    assert re.search(rf"^Max open files\s+{hard}\s+{hard}\s", limits, re.M), limits
+
+    metrics_address = next(r["address"] for r in responder.log_records() if r.get("msg") == "metrics listening")
+    metrics_port = int(metrics_address.rsplit(":", 1)[1])
+    for port in (responder.port, metrics_port):
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True,
+                                   check=True).stdout.split()
+        assert listening[2] == "1024", listening  # Send-Q of a listening socket: its backlog
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as half_sent:
+            half_sent.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            assert half_sent.recv(1024) == b""  # closed by the server
+            assert time.monotonic() - started < 4, port
+
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    fine = [("X-Forwarded-For", "192.0.2.1, " * 150 + "192.0.2.1")] + [(f"X-Field-{n}", "v") for n in range(20)]
+    status, _headers, body = responder.http("/", data=request, headers=dict(fine, **OCSP_REQUEST))
+    assert status == 200 and answered_serial(body) == int(pki.good.serial, 16)
+    for refused in ([("X-Big", "v" * 2100)], [(f"X-Field-{n}", "v") for n in range(40)]):
+        status, _headers, _body = responder.http("/", data=request, headers=dict(refused, **OCSP_REQUEST))
+        assert 400 <= status < 500, (status, refused[0])
+    assert responder.process.poll() is None

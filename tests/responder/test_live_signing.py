@@ -236,8 +236,9 @@ def test_requests_arriving_together_are_all_signed_before_any_answer_leaves(pki,
 
 def test_requests_remembered_by_their_bytes_are_small_and_well_formed(pki, tmp_path):
     """The memos keyed by what a client sends (GET path -> DER, request DER -> cache key)
-    keep only requests of the size real clients send, and no malformed ones: a client
-    varying a big requestorName, or sending random base64 paths, cannot fill memory."""
+    keep only requests of the size real clients send whose answers are kept: a client
+    varying a big requestorName, sending random base64 paths or asking about other CAs
+    cannot fill memory."""
     from asn1crypto import ocsp as asn1_ocsp, x509 as asn1_x509
     from ocsp_responder.http import HttpFrontend
 
@@ -250,6 +251,8 @@ def test_requests_remembered_by_their_bytes_are_small_and_well_formed(pki, tmp_p
         "requestor_name": asn1_x509.GeneralName(name="rfc822_name", value="x" * 2000 + "@example.com"),
         "request_list": parsed["tbs_request"]["request_list"]}}).dump()
 
+    not_ours = ocsp_request_der(pki, pki.leaves["stranger"], nonce=False, issuer_cert=pki.other_ca.cert, tmp=tmp_path)
+
     def get_path(der: bytes) -> str:
         return "/" + base64.b64encode(der).decode()
 
@@ -257,7 +260,8 @@ def test_requests_remembered_by_their_bytes_are_small_and_well_formed(pki, tmp_p
         loop = asyncio.get_running_loop()
         server = await loop.create_server(frontend.make_server(), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        paths = [get_path(small), get_path(big), get_path(os.urandom(300)), "/" + "QUJD" * 100]
+        paths = [get_path(small), get_path(big), get_path(os.urandom(300)), "/" + "QUJD" * 100,
+                 get_path(not_ours)]  # an issuer not served: nothing cached would ever answer it
         try:
             for path in paths:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ from .config import Config, ConfigError, ListenAddress, load_config
 from .logs import setup_logging
 
 SHUTDOWN_GRACE = 10.0
+LISTEN_BACKLOG = 1024
 log = logging.getLogger("ocsp_responder")
 
 
@@ -50,7 +52,7 @@ def bind(key: str, address: ListenAddress, reuse_port: bool, listen: bool = True
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((address.host, address.port))
         if listen:
-            sock.listen(1024)
+            sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -108,8 +110,6 @@ def bound_address(sock: socket.socket) -> str:
 
 
 async def serve(config: Config, responder, reuse_port: bool) -> None:
-    from aiohttp import web
-
     from .http import HttpFrontend, MetricsOnlyFrontend
 
     loop = asyncio.get_running_loop()
@@ -120,11 +120,12 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     for key, address in config.bind_addresses():
         sock = bind(key, address, reuse_port, send_timeout=config.limits.send_timeout)
         if key == "metrics.listen":
-            metrics_server = web.Server(MetricsOnlyFrontend(frontend).handle, access_log=None)
-            listeners.append(await loop.create_server(metrics_server, sock=sock))
+            metrics_server = frontend.make_server(MetricsOnlyFrontend(frontend).handle)
+            listeners.append(await loop.create_server(metrics_server, sock=sock, backlog=LISTEN_BACKLOG))
             log.info("metrics listening", extra={"fields": {"address": bound_address(sock)}})
         else:
-            listeners.append(await loop.create_server(server, sock=sock))
+            # create_server listens again, with a backlog of 100 unless told.
+            listeners.append(await loop.create_server(server, sock=sock, backlog=LISTEN_BACKLOG))
             log.info("listening", extra={"fields": {"address": bound_address(sock)}})
 
     stop = asyncio.Event()
@@ -286,6 +287,20 @@ def run_master(config: Config) -> int:
     return exit_code
 
 
+def raise_open_files_limit() -> None:
+    """Every client connection is a file descriptor. The usual soft limit of 1024 would
+    refuse clients beyond it (a few hundred idle connections locked every client out in a
+    review); the hard limit is what the service manager allows (the role's unit: 65536)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass  # above the kernel's nr_open: keep what we have
+    log.debug("open files limit", extra={"fields": {"limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}})
+
+
 def event_loop_problem(config: Config) -> Optional[str]:
     if config.event_loop == "uvloop":
         try:
@@ -333,6 +348,7 @@ def main(argv=None) -> int:
             print(f"ocsp_responder: configuration OK ({len(config.issuers)} issuer(s))")
         return 2 if problems else 0
     setup_logging(config.log.level, config.log.format)
+    raise_open_files_limit()
     # Checked before forking or binding: one clear message, not a worker dying at start.
     # A single worker checks its signers itself (run_worker).
     if config.workers > 1:

@@ -32,6 +32,9 @@ _POST_HEADERS = {"Content-Type": OCSP_RESPONSE}
 _NO_STORE_HEADERS = {"Content-Type": OCSP_RESPONSE, "Cache-Control": "no-store"}
 # Decoded GET paths remembered (raw path -> DER): a client repeats its URL verbatim.
 GET_PATHS_REMEMBERED = 65536
+# Per request head: with up to 32 requests pipelined on a connection, 2 MB at most.
+MAX_HEADER_FIELD_BYTES = 2048
+MAX_HEADERS = 32
 GET_PATH_REMEMBERED_MAX = 1024  # characters: base64 of REMEMBERED_REQUEST_MAX_BYTES, some percent-encoded
 
 
@@ -180,17 +183,21 @@ class HttpFrontend:
             await asyncio.sleep(0.02)
         return True
 
-    def make_server(self, **kwargs) -> web.Server:
+    def make_server(self, handler=None, **kwargs) -> web.Server:
+        """The OCSP server, or with ``handler`` another one on the same limits (metrics)."""
         limits = self.config.limits
         return web.Server(
-            self.handle,
+            handler or self.handle,
             # aiohttp closes a connection that has not delivered a complete request
             # within keepalive_timeout of opening or of the previous response, which
             # is also what cuts off clients that dribble their headers.
             keepalive_timeout=limits.header_timeout,
             max_line_size=limits.max_get_path_bytes + 32,
-            max_field_size=8190,
-            max_headers=64,
+            # OCSP clients send a few short headers. aiohttp keeps up to 32 pipelined
+            # requests per connection parsed in memory: with its defaults (64 x 8 KB)
+            # that was 16 MB a connection could hold, never given back to the system.
+            max_field_size=MAX_HEADER_FIELD_BYTES,
+            max_headers=MAX_HEADERS,
             access_log=None,
             lingering_time=1.0,
             **kwargs,
@@ -260,8 +267,9 @@ class HttpFrontend:
                 fields["error"] = str(exc)
                 return self._ocsp_bytes(protocol.error_response(protocol.MALFORMED_REQUEST)), "malformedRequest"
             answer = self.responder.cached(der) or await self.responder.answer(der)
+            # Only paths whose answer is kept: the memo exists to reach the cache without decoding.
             if len(der) <= REMEMBERED_REQUEST_MAX_BYTES and len(request.raw_path) <= GET_PATH_REMEMBERED_MAX \
-                    and answer.status != "malformedRequest":
+                    and answer.cacheable is not None:
                 if len(self._get_der) >= GET_PATHS_REMEMBERED:
                     self._get_der.clear()
                 self._get_der[request.raw_path] = der
