@@ -122,6 +122,66 @@ def test_no_answer_outlives_its_signer(pki, tmp_path, monkeypatch):
         responder.close()
 
 
+def test_clock_set_back_no_answer_from_the_future(pki, tmp_path, monkeypatch):
+    """Answers signed while the clock was an hour ahead (a VM booted ahead, then put
+    right) have a thisUpdate clients refuse as not yet valid: not served, and due for
+    re-signing at once rather than near their far nextUpdate."""
+    import ocsp_responder.responses as responses_module
+
+    responder = Responder(config_from_dict(base_config(pki, response_validity=3600, refresh_margin=600)))
+    responder.load_indexes()
+    right = time.time()
+    clock = [right + 3600]
+    monkeypatch.setattr(responses_module.time, "time", lambda: clock[0])
+    plain = ocsp_request_der(pki, pki.good, nonce=False, tmp=tmp_path)
+
+    async def answer(der):
+        return await responder.answer(der)
+
+    try:
+        ahead = asyncio.run(answer(plain))
+        assert ahead.status == "good" and not ahead.cache_hit
+        assert asyncio.run(answer(plain)).cache_hit  # while the clock is ahead, it is served
+        clock[0] = right
+        assert [entry.serial for _issuer, _cert_id, entry in responder.due_for_refresh(clock[0])] == [
+            int(pki.good.serial, 16)]
+        again = asyncio.run(answer(plain))
+        assert not again.cache_hit
+        assert statuses(again.der)["responses"][0]["this_update"].native.timestamp() <= right
+        assert asyncio.run(answer(plain)).cache_hit
+        assert responder.due_for_refresh(clock[0]) == []
+    finally:
+        responder.close()
+
+
+def test_late_first_index_load_fills_the_cache_as_start_up_does(pki_copy, tmp_path):
+    """An index that appears (or first parses) after start-up: the pre-signing is bounded
+    by cache_max_entries, newest first, as at start-up, not every serial of it."""
+    index = pki_copy.intermediate.index
+    content = index.read_bytes()
+    index.unlink()
+    config = config_from_dict(base_config(pki_copy, cache_max_entries=2, presign_hash_algorithms=["sha1"]))
+    responder = Responder(config)
+    responder.load_indexes()
+    assert not responder.issuers[0].source.loaded
+    queued = []
+
+    async def scenario():
+        responder._presign_queue = asyncio.Queue()
+        index.write_bytes(content)
+        await responder.reload(force=False)
+        while not responder._presign_queue.empty():
+            queued.append(responder._presign_queue.get_nowait()[2])
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        responder.close()
+    table = list(responder.issuers[0].source.table)
+    assert len(table) > 2
+    assert queued == table[::-1][:2], (queued, table)
+
+
 def test_nonce_answers_within_one_second_share_only_what_may_be_shared(pki_copy, tmp_path, monkeypatch):
     """Live answers built within one second reuse the signed fields before the extensions
     (responder ID, producedAt, the single responses): each still echoes its own nonce, and

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import calendar
 import os
+import threading
 
 import pytest
 
@@ -168,3 +169,60 @@ def test_memory_per_entry_is_small():
     tracemalloc.stop()
     assert len(table) == 10000
     assert current / len(table) < 512
+
+
+def test_source_sees_a_same_size_rewrite_with_its_mtime_set_back(tmp_path):
+    """cp -p, rsync -t and tar restore the mtime; only the ctime tells."""
+    path = tmp_path / "index.txt"
+    path.write_bytes(INDEX.encode())
+    source = IndexSource(str(path), "test")
+    source.check()
+    before = os.stat(path)
+    released = INDEX.encode().replace(b"261125141457Z,keyCompromise", b"261125141457Z,removeFromCRL")
+    assert len(released) == len(INDEX.encode()) and released != INDEX.encode()
+    with open(path, "r+b") as handle:  # in place: same inode, same size
+        handle.write(released)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    changed = source.check()
+    assert changed and all(source.table[serial] == GOOD for serial in changed)
+
+
+def test_source_health_follows_the_file_on_disk(tmp_path):
+    """A refused file that vanishes for a moment and comes back is still refused (health
+    went green over it); the file in service coming back clears an error about another."""
+    path, aside = tmp_path / "index.txt", tmp_path / "aside"
+    path.write_bytes(INDEX.encode())
+    source = IndexSource(str(path), "test")
+    source.check()
+    (tmp_path / "broken").write_bytes(INDEX.encode() + b"garbage\n")
+    os.rename(path, aside)
+    os.rename(tmp_path / "broken", path)
+    assert source.check() is None and "line 8" in source.error
+    os.rename(path, tmp_path / "broken")
+    source.check()
+    assert "cannot stat" in source.error
+    os.rename(tmp_path / "broken", path)
+    source.check()
+    assert "line 8" in source.error and source.healthy(None, 0.5)[0] is False
+    os.rename(aside, path)  # the file in service, back
+    source.check()
+    assert source.error is None and source.healthy(None, 0.5) == (True, "ok")
+
+
+def test_source_missing_between_openssl_renames_is_no_error(tmp_path):
+    """openssl ca: index.txt -> index.txt.old, then index.txt.new -> index.txt. A check
+    in between waits a moment for the new file instead of raising an alarm."""
+    path = tmp_path / "index.txt"
+    path.write_bytes(INDEX.encode())
+    source = IndexSource(str(path), "test")
+    source.check()
+    revoked = INDEX.encode().replace(b"V\t271205141456Z\t\t1000", b"R\t271205141456Z\t261201000000Z\t1000")
+    (tmp_path / "index.txt.new").write_bytes(revoked)
+    os.rename(path, tmp_path / "index.txt.old")
+    renamer = threading.Timer(0.01, os.rename, (tmp_path / "index.txt.new", path))
+    renamer.start()
+    try:
+        assert source.check() == {0x1000}
+    finally:
+        renamer.join()
+    assert source.error is None and source.reloads_failed == 0

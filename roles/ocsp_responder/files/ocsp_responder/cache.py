@@ -2,9 +2,9 @@
 algorithm and the serial, and a response must echo them exactly.
 
 An entry remembers the status tuple it was signed from. A hit is served only while the
-issuer's current table still holds an equal status and nextUpdate has not come, so a
-reload can never leak a stale answer even before the background re-signing catches up,
-and nothing past its nextUpdate is ever served."""
+issuer's current table still holds an equal status, thisUpdate has come and nextUpdate has
+not, so a reload can never leak a stale answer even before the background re-signing
+catches up, and nothing past its nextUpdate is ever served."""
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +42,9 @@ class SignedResponse:
                    formatdate(this_update, usegmt=True), formatdate(next_update, usegmt=True), signer)
 
     def servable(self, now: float) -> bool:
-        return now < self.next_update - EXPIRY_GUARD
+        # Not before its thisUpdate either: after the clock was set back (a VM booted
+        # ahead, then corrected) clients refuse such an answer as not yet valid.
+        return self.this_update <= now < self.next_update - EXPIRY_GUARD
 
 
 class ResponseCache:
@@ -77,7 +79,9 @@ class ResponseCache:
         return key in self._entries
 
     def due_for_refresh(self, now: float, margin: float) -> List[Tuple[CacheKey, SignedResponse]]:
-        return [(key, entry) for key, entry in self._entries.items() if entry.next_update - now < margin]
+        """Near their nextUpdate, or not yet valid (the clock was set back)."""
+        return [(key, entry) for key, entry in self._entries.items()
+                if entry.next_update - now < margin or entry.this_update > now]
 
     def entries_of(self, issuer_index: int) -> List[Tuple[CacheKey, SignedResponse]]:
         return [(key, entry) for key, entry in list(self._entries.items()) if key[0] == issuer_index]

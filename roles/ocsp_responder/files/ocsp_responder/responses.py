@@ -329,9 +329,7 @@ class Responder:
     def _tbs_head(self, signer, now: int, cert_ids: List[bytes], statuses) -> tuple:
         """(signer, tbsResponseData up to its extensions, thisUpdate, nextUpdate)."""
         config = self.config
-        # Backdated for clients whose clock is behind, but never before the signer
-        # certificate's notBefore (clients check the signer's validity too).
-        this_update = max(now - int(config.this_update_backdate), int(signer.valid_from))
+        this_update = self._this_update(signer, now)
         next_update = self._next_update(signer, now)
         if next_update <= now:
             raise SignerExpired(f"signer certificate {signer.cert.serial_number:X} ended at "
@@ -342,6 +340,11 @@ class Responder:
                    for cert_id, status in zip(cert_ids, statuses)]
         return (signer, protocol.tbs_head(signer, config.responder_id, singles, datetime.datetime.fromtimestamp(now, UTC)),
                 float(this_update), float(next_update))
+
+    def _this_update(self, signer, now: int) -> int:
+        # Backdated for clients whose clock is behind, but never before the signer
+        # certificate's notBefore (clients check the signer's validity too).
+        return max(now - int(self.config.this_update_backdate), int(signer.valid_from))
 
     def _next_update(self, signer, now: int) -> int:
         # Never beyond the signer certificate: clients check its validity too.
@@ -385,12 +388,16 @@ class Responder:
                 for (_index, cert_id), entry in self.cache.entries_of(issuer.index):
                     self._enqueue(issuer, cert_id, entry.serial)
         for issuer in self.issuers:
+            loaded_before = issuer.source.loaded
             changed = await loop.run_in_executor(self._background_pool, issuer.source.check, force)
             self._count_reload(issuer)
             if changed:
                 # Entries of changed serials stop being served at once (cache.get compares
-                # the status); re-signing them now keeps the next request a hit.
-                self._queue_presign(issuer, changed)
+                # the status); re-signing them now keeps the next request a hit. A first
+                # load after start-up (every serial "changed") fills the cache as start-up
+                # does: newest first, no more than it holds.
+                serials = changed if loaded_before else reversed(list(issuer.source.table))
+                self._queue_presign(issuer, serials, limit=self.config.cache_max_entries)
 
     def reload_signers(self) -> List[Issuer]:
         """Load each issuer's signer files again with the start-up checks. A signer that
@@ -512,8 +519,12 @@ class Responder:
         for (issuer_index, cert_id), entry in self.cache.due_for_refresh(now, self.config.refresh_margin):
             issuer = by_index[issuer_index]
             signer = issuer.signer
-            if entry.signer is signer and self._next_update(signer, int(now)) <= entry.next_update:
-                continue  # capped by the signer's notAfter: signing again would change nothing
+            if entry.signer is signer:
+                if entry.this_update > now:  # signed before the clock was set back
+                    if self._this_update(signer, int(now)) >= entry.this_update:
+                        continue  # held up by the signer's notBefore: nothing earlier to sign
+                elif self._next_update(signer, int(now)) <= entry.next_update:
+                    continue  # capped by the signer's notAfter: signing again would change nothing
             due.append((issuer, cert_id, entry))
         return due
 

@@ -25,6 +25,8 @@ Status = Tuple[str, int, int]
 GOOD: Status = ("good", 0, -1)
 
 REMOVE_FROM_CRL = 8
+# Seconds to look again for an index that is missing (between openssl ca's two renames).
+RENAME_GRACE = 0.05
 
 # openssl ca's reason names (compared case-insensitively, as openssl does) -> CRLReason.
 REASON_CODES = {
@@ -122,7 +124,7 @@ class IndexSource:
     """One issuer's index file: the table in service plus what health needs to know.
 
     ``check()`` is cheap when nothing changed (one stat); it parses only when inode,
-    size or mtime differ, and swaps the table in one assignment so requests in flight
+    size, mtime or ctime differ, and swaps the table in one assignment so requests in flight
     keep reading the old one."""
 
     def __init__(self, path: str, name: str):
@@ -136,13 +138,25 @@ class IndexSource:
         self.last_check: Optional[float] = None
         self.reloads_ok = 0
         self.reloads_failed = 0
-        self._signature: Optional[tuple] = None
+        self._signature: Optional[tuple] = None      # of the file whose table is in service
+        self._refused: Optional[Tuple[tuple, str]] = None  # (signature, error) of the last file refused
         self._lock = threading.Lock()
 
     @staticmethod
     def _stat_signature(path: str) -> tuple:
         st = os.stat(path)
-        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_dev)
+        # ctime too: a same-size rewrite whose mtime was set back (cp -p, rsync -t) still
+        # changes it, and no one can set it back.
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ctime_ns)
+
+    def _stat_signature_settled(self) -> tuple:
+        """openssl ca renames index.txt away, then index.txt.new into place: a file
+        missing for that moment is looked for once more before it counts as an error."""
+        try:
+            return self._stat_signature(self.path)
+        except FileNotFoundError:
+            time.sleep(RENAME_GRACE)
+            return self._stat_signature(self.path)
 
     def check(self, force: bool = False) -> Optional[Set[int]]:
         """Reload if the file changed (or ``force``). Returns the serials whose status
@@ -155,16 +169,19 @@ class IndexSource:
         with self._lock:
             self.last_check = time.time()
             try:
-                signature = self._stat_signature(self.path)
+                signature = self._stat_signature_settled()
             except OSError as exc:
-                # openssl ca renames index.txt.new over index.txt: a missing file for a
-                # moment is normal; keep serving and report it until it is back.
                 self._fail(f"cannot stat {self.path}: {exc.strerror}")
                 return None
-            if signature == self._signature and not force:
-                if self.error and self.error.startswith("cannot stat"):
+            if not force:
+                # Health says what is on disk now: the file in service is fine again, a
+                # file refused before is still refused (whatever happened in between).
+                if signature == self._signature:
                     self.error = None
-                return None
+                    return None
+                if self._refused is not None and signature == self._refused[0]:
+                    self._fail(self._refused[1])
+                    return None
             try:
                 with open(self.path, "rb") as handle:
                     data = handle.read()
@@ -175,18 +192,15 @@ class IndexSource:
                 self._fail(f"cannot read {self.path}: {exc.strerror}")
                 return None
             except IndexFormatError as exc:
-                self._signature = signature  # do not re-parse the same broken file every poll
-                self._fail(f"{self.path}: {exc}")
-                return None
+                return self._refuse(signature, f"{self.path}: {exc}")  # not re-parsed every poll
             if self.loaded and not force and not self.table.keys() <= table.keys():
-                self._signature = signature
                 missing = sum(1 for serial in self.table if serial not in table)
-                self._fail(f"{self.path}: {missing} serials of the index in service are missing "
-                           "(partially written?); SIGHUP loads it as it is")
-                return None
+                return self._refuse(signature, f"{self.path}: {missing} serials of the index in service are "
+                                               "missing (partially written?); SIGHUP loads it as it is")
             changed = changed_serials(self.table, table) if self.loaded else set(table)
             self.table = table
             self._signature = signature
+            self._refused = None
             self.loaded = True
             self.error = None
             self.loaded_at = time.time()
@@ -195,6 +209,10 @@ class IndexSource:
             log.info("index loaded", extra={"fields": {
                 "issuer": self.name, "entries": len(table), "changed": len(changed)}})
             return changed
+
+    def _refuse(self, signature: tuple, message: str) -> None:
+        self._refused = (signature, message)
+        self._fail(message)
 
     def _fail(self, message: str) -> None:
         if message != self.error:
