@@ -21,8 +21,8 @@ options:
     type: str
   serial_policy:
     description:
-      - How the serial number is chosen. C(random) gives 159 random bits (positive, at most
-        20 octets, unpredictable); C(sequential) takes the next number from the issuer's
+      - How the serial number is chosen. C(random) gives 158 random bits under a fixed top bit
+        (a positive 159-bit number, 20 octets, unpredictable); C(sequential) takes the next number from the issuer's
         C(serial) file, as C(openssl ca) does.
     type: str
     default: random

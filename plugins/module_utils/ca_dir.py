@@ -117,6 +117,16 @@ def ca_directory_of_own_file(path):
     return ca_dir if ca_dir.has_database() or os.path.isfile(ca_dir.key_path) else None
 
 
+def ca_directory_of_own_key(path):
+    """The CADirectory whose private key file ``path`` is (symlinks resolved), else None."""
+    real = os.path.realpath(path)
+    private_dir, name = os.path.split(real)
+    if name != "ca.key.pem" or os.path.basename(private_dir) != "private":
+        return None
+    ca_dir = CADirectory(os.path.dirname(private_dir))
+    return ca_dir if ca_dir.has_database() or os.path.isfile(ca_dir.cert_path) else None
+
+
 class CADirectory:
     """Paths of a CA directory plus the operations that only touch its files."""
 

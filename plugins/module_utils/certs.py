@@ -108,13 +108,21 @@ def build_name(subject):
         oid = _ATTRIBUTES_BY_LOWER.get(str(key).lower())
         if oid is None:
             if re.match(r'^\d+(\.\d+)+$', str(key)):
-                oid_object = x509.ObjectIdentifier(str(key))
+                try:
+                    oid_object = x509.ObjectIdentifier(str(key))
+                except ValueError as exc:
+                    raise CertificateError('subject attribute %s is not a valid OID (the first arc must '
+                                           'be 0, 1 or 2, the second below 40 unless the first is 2): %s'
+                                           % (key, str(exc).splitlines()[0][:200]))
             else:
                 raise CertificateError('unknown subject attribute %r; use C, ST, L, O, OU, CN, '
                                        'emailAddress, DC, ... or a dotted OID' % (key,))
         else:
             oid_object = getattr(NameOID, oid)
         for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, (dict, list, tuple, set)):
+                raise CertificateError('subject attribute %s must be a string (or a list of strings), '
+                                       'not %s' % (key, type(value).__name__))
             if value is None or str(value) == '':
                 raise CertificateError('subject attribute %s has an empty value' % key)
             try:

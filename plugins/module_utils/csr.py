@@ -19,7 +19,8 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import (
+        atomic_write, file_attributes_problem)
     IMPORT_ERROR = None
 except ImportError:
     IMPORT_ERROR = traceback.format_exc()
@@ -72,8 +73,17 @@ class CsrRequest:
         spec = keylib.KeySpec(params.get('privatekey_type'), params.get('privatekey_size'),
                               params.get('privatekey_curve'))
         reasons = []
+        problem = file_attributes_problem(self.module, params)
+        if problem is not None:  # checked before the key is generated, not after
+            raise CsrError('%s; nothing was written' % problem)
         if csr_path and not os.path.isdir(os.path.dirname(os.path.abspath(csr_path))):
             raise CsrError('directory of path %s does not exist' % csr_path)
+        if csr_path and os.path.realpath(csr_path) == os.path.realpath(key_path):
+            raise CsrError('path and privatekey_path are the same file %s: the CSR would replace the '
+                           'private key; give path its own file' % csr_path)
+        if csr_path and os.path.isfile(csr_path) and keylib.contains_private_key(read_file(csr_path, 'CSR')):
+            raise CsrError('path %s holds a private key (a PEM PRIVATE KEY block); a CSR written there '
+                           'would replace it: choose another path' % csr_path)
         if os.path.exists(key_path):
             key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'))
             problem = spec.mismatch(key, params.get('privatekey_type') is not None)

@@ -11,7 +11,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import grp
 import os
+import pwd
+import stat
 import tempfile
 
 TEMP_SUFFIX = ".tmp"
@@ -108,3 +111,54 @@ def remove_stale_temp_files(path, prefix=None):
             except OSError:
                 pass
     return removed
+
+
+def unwritable_directory(path):
+    """The directory that keeps ``path`` from being created or replaced, else None.
+
+    That is the nearest existing ancestor of ``path`` (the one a write or mkdir would go
+    into) when this user cannot create files in it (permissions or a read-only mount).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+    return None if os.access(directory, os.W_OK | os.X_OK) else directory
+
+
+def file_attributes_problem(module, params):
+    """Why set_fs_attributes_if_different would fail on ``params``' owner, group or mode.
+
+    Ansible applies them after the files are written; checking first keeps a typo from
+    failing a run that already issued a certificate. Returns a message or None.
+    """
+    owner, group, mode = params.get('owner'), params.get('group'), params.get('mode')
+    if owner is not None:
+        try:
+            int(owner)
+        except ValueError:
+            try:
+                pwd.getpwnam(owner)
+            except KeyError:
+                return 'owner %s: no such user on this host' % owner
+    if group is not None:
+        try:
+            int(group)
+        except ValueError:
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                return 'group %s: no such group on this host' % group
+    if mode is not None and not isinstance(mode, int):
+        try:
+            int(mode, 8)
+        except (TypeError, ValueError):
+            try:  # the parser Ansible applies later; the base mode does not matter here
+                value = module._symbolic_mode_to_octal(os.stat_result((stat.S_IFREG | 0o644,) + (0,) * 9), mode)
+            except Exception as exc:  # pylint: disable=broad-except
+                return 'mode %r must be in octal or symbolic form (%s)' % (mode, exc)
+            if value != stat.S_IMODE(value):
+                return 'mode %r: only permission bits are allowed' % (mode,)
+    return None

@@ -26,10 +26,11 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
 try:
     from cryptography import x509
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import (
-        CADirectory, CAError, ca_directory_of_own_file)
+        CADirectory, CAError, ca_directory_of_own_file, ca_directory_of_own_key)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
         CADatabase, openssl_oneline_subject)
-    from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import atomic_write
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import (
+        atomic_write, file_attributes_problem, unwritable_directory)
     IMPORT_ERROR = None
 except ImportError:
     IMPORT_ERROR = traceback.format_exc()
@@ -118,6 +119,9 @@ class _CAChanged(Exception):
     """Another process changed the CA's key or certificate after this run decided: decide again."""
 
 
+# A key revoked for one of these reasons must never be certified again.
+COMPROMISE_REASONS = ('keyCompromise', 'CACompromise')
+
 # A fork that lost the race for a new CA decides again once the winner has written it; more
 # rounds only happen while other forks keep changing the CA.
 CA_DECISION_ATTEMPTS = 5
@@ -205,6 +209,9 @@ class CertificateIssuance:
         if IMPORT_ERROR:
             self.module.fail_json(msg=missing_required_lib('cryptography'), exception=IMPORT_ERROR)
         try:
+            problem = file_attributes_problem(self.module, self.params)
+            if problem is not None:
+                raise IssuanceError('%s; nothing was written' % problem)
             if self.params['state'] == 'absent':
                 self._absent()
             else:
@@ -227,8 +234,21 @@ class CertificateIssuance:
                                 'yourself, deliberately')
         path = self._require('path')
         self.result['path'] = path
+        owner = ca_directory_of_own_file(path)
+        if owner is not None:
+            raise IssuanceError('path %s is the CA certificate file of %s: state=absent never deletes a '
+                                'CA\'s own files' % (path, owner.path))
         if not os.path.exists(path):
             return
+        # Only a certificate is ever deleted: a typo in path must not cost a key or a config.
+        data = read_file(path, 'file at path')
+        if keylib.contains_private_key(data):
+            raise IssuanceError('path %s holds a private key (a PEM PRIVATE KEY block), not only a '
+                                'certificate: refusing to delete it' % path)
+        try:
+            load_certificate(data, path)
+        except CertificateError:
+            raise IssuanceError('path %s is not a certificate, refusing to delete it' % path)
         self.result.update(changed=True, changed_reason='certificate file removed')
         if self.module._diff:
             self.result['diff'] = dict(before=self._existing_summary(path) or {}, after={})
@@ -286,6 +306,7 @@ class CertificateIssuance:
                 raise IssuanceError('directory %s for path does not exist'
                                     % os.path.dirname(os.path.abspath(cert_path)))
             key_path = params.get('privatekey_path')
+            self._check_path_is_not_a_key(cert_path)
             if not (key_path or params.get('csr_path') or params.get('csr_content')):
                 raise IssuanceError('one of privatekey_path, csr_path or csr_content is required '
                                     'for profile %s' % profile.name)
@@ -334,11 +355,19 @@ class CertificateIssuance:
             if reason is None and not profile.self_signed:
                 reason = self._revocation_reason(issuer.ca_dir, existing)
 
+        if reason is not None:
+            self._check_key_not_compromised(issuer, public_key, existing, key_path)
         if reason is not None and not profile.self_signed:
             # Only a certificate about to be issued must fit the issuer (a valid existing one
             # stays untouched even when the issuer now expires before a full new validity).
             issuer.check_can_issue(profile, path_length, start, end, self.now)
             self._check_database_accepts(issuer.ca_dir, subject)
+        elif reason is not None:
+            # A root records itself in its own database: check it too (if it exists yet).
+            self._check_database_accepts(ca_dir, subject, new_ca=True)
+        self._check_writable(cert_path if reason is not None else None,
+                             key_path if generated_key is not None else None,
+                             issuer.ca_dir if reason is not None and not profile.self_signed else None)
 
         extra_reasons = []
         if profile.is_ca:
@@ -459,15 +488,100 @@ class CertificateIssuance:
             return 'revoked in the issuer database'
         return None
 
-    def _check_database_accepts(self, ca_dir, subject):
-        """Fail now, before any write, where record_issued would refuse the certificate."""
+    def _check_database_accepts(self, ca_dir, subject, new_ca=False):
+        """Fail now, before any write, where record_issued would refuse the certificate.
+
+        ``new_ca``: a root's own database, which ensure_layout creates when missing (an
+        index.txt.attr it creates says unique_subject = no).
+        """
         db = CADatabase(ca_dir)
+        if new_ca and not ca_dir.has_database():
+            return
         entries = db.entries()  # also fails clearly when index.txt is missing or broken
+        if new_ca and not os.path.exists(ca_dir.index_attr_path):
+            return
         oneline = openssl_oneline_subject(subject)
         clash = db.unique_subject_clash(entries, oneline)
         if clash is not None:
             raise IssuanceError('%s: revoke it first (ca_revoke) or set unique_subject = no'
                                 % db.unique_subject_clash_message(clash, oneline))
+
+    def _check_key_not_compromised(self, issuer, public_key, existing, key_path):
+        """Refuse to certify a key that this issuer revoked for keyCompromise/CACompromise.
+
+        Reissuing after such a revocation (the revoked certificate no longer counts, see
+        _revocation_reason) would otherwise put the compromised key straight back into service.
+        The revoked certificates' keys are read from newcerts/ (or the certificate at path).
+        """
+        ca_dir = issuer.ca_dir
+        if ca_dir is None or not ca_dir.has_database():
+            return
+        db = CADatabase(ca_dir)
+        wanted = keylib.public_key_der(public_key)
+        for entry in db.entries():
+            if not entry.is_revoked or entry.reason not in COMPROMISE_REASONS:
+                continue
+            if existing is not None and existing.serial_number == entry.serial \
+                    and existing.issuer == issuer.subject:
+                revoked = existing
+            else:
+                newcert = db.newcert_path(entry.serial)
+                if not os.path.isfile(newcert):
+                    continue
+                try:
+                    revoked = load_certificate(read_file(newcert, 'issued certificate'), newcert)
+                except CertificateError:
+                    continue
+            if keylib.public_key_der(revoked.public_key()) != wanted:
+                continue
+            what = 'the key of serial %s was revoked for %s in %s' % (
+                entry.serial_hex, entry.reason, ca_dir.index_path)
+            if self.profile.is_ca:
+                raise IssuanceError('%s: it is never certified again; a CA whose key is compromised is '
+                                    'replaced by a new CA: create a new CA directory (another ca_dir) with a '
+                                    'new key' % what)
+            if key_path:
+                raise IssuanceError('%s: it is never certified again; move privatekey_path %s away to '
+                                    'generate a new key' % (what, key_path))
+            raise IssuanceError('%s: it is never certified again; the CSR is for that key: generate a new '
+                                'key and CSR' % what)
+
+    def _check_path_is_not_a_key(self, cert_path):
+        """A certificate written to path must not replace a private key or the CSR it is for."""
+        real = os.path.realpath(cert_path)
+        for option in ('privatekey_path', 'csr_path'):
+            other = self.params.get(option)
+            if other and os.path.realpath(other) == real:
+                raise IssuanceError('path and %s are the same file %s: the certificate would replace '
+                                    'it; give path its own file' % (option, cert_path))
+        owner = ca_directory_of_own_key(cert_path)
+        if owner is not None:
+            raise IssuanceError('path %s is the private key of the CA %s; a certificate written there '
+                                'would replace it: choose another path' % (cert_path, owner.path))
+        if os.path.isfile(cert_path) and keylib.contains_private_key(read_file(cert_path, 'file at path')):
+            raise IssuanceError('path %s holds a private key (a PEM PRIVATE KEY block); a certificate '
+                                'written there would replace it: choose another path' % cert_path)
+
+    def _check_writable(self, cert_path, key_path, issuer_dir):
+        """Fail before signing where a write would fail after it.
+
+        A certificate is recorded in the issuer's database before it is written to path: an
+        unwritable path would leave a recorded certificate that was never delivered (one more
+        on every retry).
+        """
+        targets = []  # (what is written, a file in the directory it goes into)
+        if key_path:
+            targets.append(('privatekey_path %s' % key_path, key_path))
+        if cert_path:
+            targets.append(('path %s' % cert_path, cert_path))
+        if issuer_dir is not None:
+            targets += [('the issuer database %s' % issuer_dir.index_path, issuer_dir.index_path),
+                        ('the issuer\'s newcerts/', os.path.join(issuer_dir.newcerts_dir, 'new.pem'))]
+        for what, target in targets:
+            directory = unwritable_directory(target)
+            if directory is not None:
+                raise IssuanceError('cannot write %s: directory %s is not writable by this user (uid %d); '
+                                    'nothing was issued' % (what, directory, os.geteuid()))
 
     def _existing_certificate(self, path):
         if not os.path.exists(path):

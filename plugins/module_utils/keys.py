@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import base64
 import hashlib
+import re
 
 try:
     from cryptography.hazmat.primitives import serialization
@@ -149,6 +150,16 @@ def public_key_fingerprint(key):
 def public_key_pin(key):
     """base64(SHA-256(SPKI)), the HPKP/curl --pinnedpubkey form."""
     return base64.b64encode(hashlib.sha256(public_key_der(key)).digest()).decode('ascii')
+
+
+# PKCS#1, SEC1, PKCS#8 and encrypted PKCS#8 blocks ("RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY", ...)
+_PEM_PRIVATE_KEY_RE = re.compile(br'-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----')
+
+
+def contains_private_key(data):
+    """True when ``data`` holds a PEM private key block: such a file is never overwritten or
+    deleted in place of a certificate."""
+    return bool(_PEM_PRIVATE_KEY_RE.search(data))
 
 
 def same_public_key(one, other):

@@ -251,11 +251,20 @@ chain:
   description:
     - For end-entity profiles, the issuer's chain (issuer first, root last) in PEM.
     - For CA profiles, the content of the new CA's chain file.
-  returned: success and not check mode
+  returned: success, except in check mode when a new certificate would be issued
+  type: str
+profile:
+  description: The O(profile) the certificate was checked or issued with.
+  returned: always
+  type: str
+  sample: server
+ca_dir:
+  description: The CA directory (CA profiles).
+  returned: success, CA profiles, except in check mode when a new certificate would be issued
   type: str
 chain_path:
   description: The CA's chain file (CA profiles).
-  returned: success, CA profiles
+  returned: success, CA profiles, except in check mode when a new certificate would be issued
   type: str
 privatekey_path:
   description: Path of the private key (CA profiles, end-entity with O(privatekey_path)).

@@ -135,8 +135,13 @@ certificate:
   type: str
 chain:
   description: The issuer's chain (issuer first, root last) in PEM, for the responder config.
-  returned: success and not check mode
+  returned: success, except in check mode when a new certificate would be issued
   type: str
+profile:
+  description: Always C(ocsp_signer), the profile the certificate is checked or issued with.
+  returned: always
+  type: str
+  sample: ocsp_signer
 privatekey_path:
   description: Path of the private key when O(privatekey_path) is used.
   returned: when a private key is used

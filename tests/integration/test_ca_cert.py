@@ -5,6 +5,7 @@ import datetime
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -259,6 +260,109 @@ def test_backup_file_attributes_and_absent(pki):
     again = run_module("ca_cert", {**args, "state": "absent"})
     assert again["changed"] is False
     assert Path(args["privatekey_path"]).exists()  # absent never deletes a key
+
+
+def test_absent_only_deletes_certificates(pki, tmp_path):
+    """state=absent refuses a CA's own files and anything that is not a certificate."""
+    leaf = pki.leaf("gone")
+    keyfile = tmp_path / "k.pem"
+    keyfile.write_text((pki.inter / "private" / "ca.key.pem").read_text())
+    cases = [
+        ("CA cert", "ca_cert", pki.inter / "certs" / "ca.cert.pem", "is the CA certificate file of %s" % pki.inter),
+        ("CA key", "ca_cert", pki.inter / "private" / "ca.key.pem", "holds a private key"),
+        ("other key", "ocsp_signer", keyfile, "holds a private key"),
+        ("config", "ca_cert", pki.inter / "openssl.cnf", "is not a certificate, refusing to delete it"),
+    ]
+    before = snapshot(pki.base, tmp_path)
+    tasks = []
+    for name, module, path, _msg in cases:
+        args = leaf | {"state": "absent", "path": str(path)}
+        if module == "ocsp_signer":
+            args.pop("profile")
+        tasks.append((name, module, args))
+    for check in (True, False):
+        run = play(*tasks, check=check)
+        for name, _module, _path, msg in cases:
+            result = task_result(run, name)
+            assert result["failed"] and msg in result["msg"], (name, check, result)
+    assert snapshot(pki.base, tmp_path) == before
+
+
+def test_key_revoked_for_compromise_is_never_certified_again(pki):
+    """After keyCompromise/CACompromise a rerun must not put the same key back into service."""
+    leaf = pki.leaf("pwned")
+    moved = leaf | {"path": str(pki.base / "pwned-again.cert.pem")}  # the revoked certificate is gone
+    inter = intermediate_args(pki.inter, pki.root)
+    setup = play(("issue", "ca_cert", leaf),
+                 ("revoke leaf", "ca_revoke", {"issuer_dir": str(pki.inter), "path": leaf["path"],
+                                               "reason": "keyCompromise"}),
+                 ("revoke intermediate", "ca_revoke", {"issuer_dir": str(pki.root),
+                                                       "path": str(pki.inter / "certs" / "ca.cert.pem"),
+                                                       "reason": "CACompromise"}))
+    for name in ("issue", "revoke leaf", "revoke intermediate"):
+        assert not task_result(setup, name)["failed"], (name, task_result(setup, name))
+    serial = task_result(setup, "issue")["serial_number_hex"]
+    before = snapshot(pki.base)
+    for check in (True, False):
+        run = play(("again", "ca_cert", leaf), ("moved", "ca_cert", moved), ("inter", "ca_cert", inter),
+                   check=check)
+        for name in ("again", "moved"):
+            result = task_result(run, name)
+            assert result["failed"], (name, check, result)
+            assert "the key of serial %s was revoked for keyCompromise" % serial in result["msg"], result
+            assert "move privatekey_path %s away to generate a new key" % leaf["privatekey_path"] in result["msg"]
+        result = task_result(run, "inter")
+        assert result["failed"] and "revoked for CACompromise" in result["msg"], (check, result)
+        assert "create a new CA directory" in result["msg"], result
+    assert snapshot(pki.base) == before
+
+
+def test_unwritable_path_directory_fails_before_signing(pki, tmp_path):
+    """Before: signed, recorded in index.txt/newcerts, then 'cannot write' (one more per retry)."""
+    target = tmp_path / "ro"
+    target.mkdir()
+    args = pki.leaf("ro", path=str(target / "ro.cert.pem"), serial_policy="sequential")
+    before = snapshot(pki.base, tmp_path)
+    if os.geteuid() == 0:  # root writes through permissions: make the directory immutable
+        if subprocess.run(["chattr", "+i", str(target)], capture_output=True, check=False).returncode:
+            pytest.skip("chattr +i is not available here")
+        undo = ["chattr", "-i", str(target)]
+    else:
+        target.chmod(0o555)
+        undo = ["chmod", "755", str(target)]
+    try:
+        for check in (True, False):
+            result = run_module("ca_cert", args, check=check)
+            assert result["failed"], (check, result)
+            assert "cannot write path %s: directory %s is not writable" % (args["path"], target) in result["msg"]
+    finally:
+        subprocess.run(undo, check=True)
+    assert snapshot(pki.base, tmp_path) == before
+
+
+def test_root_reissue_checks_its_own_database_first(pki):
+    """A root records itself in its own index: check mode and the real run must both refuse
+    what record_issued would refuse, before the serial file moves."""
+    args = root_args(pki.root, force=True, serial_policy="sequential")
+    (pki.root / "index.txt.attr").write_text("unique_subject = yes\n")
+    before = snapshot(pki.base)
+    for check in (True, False):
+        result = run_module("ca_cert", args, check=check)
+        assert result["failed"] and "unique_subject = yes" in result["msg"], (check, result)
+    assert snapshot(pki.base) == before
+    (pki.root / "index.txt.attr").write_text("unique_subject = no\n")
+    index = pki.root / "index.txt"
+    index.write_text(index.read_text().rstrip("\n"))  # last line without its newline
+    before = snapshot(pki.base)
+    for check in (True, False):
+        result = run_module("ca_cert", args, check=check)
+        assert result["failed"] and "incomplete last line" in result["msg"], (check, result)
+    assert snapshot(pki.base) == before
+
+
+def test_file_attributes_are_checked_in_check_mode_too(pki):
+    result = run_module("ca_cert", pki.leaf("attrs", owner="no-such-user-pkiops"), check=True)
+    assert result["failed"] and "owner no-such-user-pkiops: no such user" in result["msg"], result
 
 
 @pytest.mark.parametrize("days_ahead", [300, 10], ids=["far", "inside-renewal-window"])
@@ -540,6 +644,19 @@ def _failure_cases(pki: Pki, tmp_path: Path):
                                       "openssl_cnf.crl_url 'http://bücher.example/ca.crl' contains non-ASCII"
                                       " characters, which a certificate cannot carry: write the domain in its"
                                       " IDNA A-label (xn--) form, URI:http://xn--bcher-kva.example/ca.crl"),
+        # a private key "is not a certificate", so a certificate used to be written over it
+        "leaf over issuer key": (leaf | {"path": str(pki.inter / "private" / "ca.key.pem")},
+                                 "is the private key of the CA %s" % pki.inter),
+        "path is privatekey_path": (leaf | {"path": leaf["privatekey_path"]},
+                                    "path and privatekey_path are the same file"),
+        "path is csr_path": ({k: v for k, v in leaf.items() if not k.startswith("privatekey")}
+                             | {"csr_path": str(tmp_path / "x.csr"), "path": str(tmp_path / "x.csr")},
+                             "path and csr_path are the same file"),
+        "path holds a private key": ("key-at-path", "holds a private key (a PEM PRIVATE KEY block)"),
+        # file attributes used to be applied after the key, certificate and index entry
+        "unknown owner": (leaf | {"owner": "no-such-user-pkiops"}, "owner no-such-user-pkiops: no such user"),
+        "unknown group": (leaf | {"group": "no-such-group-pkiops"}, "group no-such-group-pkiops: no such group"),
+        "bad mode": (leaf | {"mode": "u+q"}, "must be in octal or symbolic form"),
     }
 
 
@@ -549,7 +666,9 @@ FAILURES = ["wrong issuer passphrase", "missing issuer passphrase", "wrong key p
             "not a CA issuer", "bad SAN", "key type mismatch", "CA option on leaf", "missing path directory",
             "missing issuer key", "unreadable subject key",
             "renew window as long as validity", "ca_dir is issuer_dir", "leaf over issuer certificate",
-            "leaf over another CA's chain", "non-ASCII openssl.cnf URL"]
+            "leaf over another CA's chain", "non-ASCII openssl.cnf URL", "leaf over issuer key",
+            "path is privatekey_path", "path is csr_path", "path holds a private key", "unknown owner",
+            "unknown group", "bad mode"]
 
 
 @pytest.mark.parametrize("case", FAILURES)
@@ -570,6 +689,11 @@ def test_failures_leave_files_unchanged(pki, tmp_path, case):
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(INTER_PASS.encode())))
         args = leaf
+    elif args == "key-at-path":
+        combined = tmp_path / "combined.pem"  # certificate + key in one file, as some servers want
+        ok = run_module("ca_cert", pki.leaf("combined"))
+        combined.write_text(Path(ok["path"]).read_text() + Path(ok["privatekey_path"]).read_text())
+        args = leaf | {"path": str(combined)}
     elif args == "remove-issuer-key":
         (pki.inter / "private" / "ca.key.pem").unlink()
         args = leaf

@@ -97,13 +97,36 @@ def test_passphrase_encrypts_and_is_required(tmp_path):
     ({"subject": {"nonsense": "x"}}, "unknown subject attribute"),
     ({"subject_alt_name": ["IP:not-an-ip"]}, "not an IP address"),
     ({"privatekey_type": "ECC", "privatekey_size": 4096}, "privatekey_size only applies to RSA"),
+    # the CSR once replaced the key ("not a valid CSR" -> rewrite)
+    ({"path": "KEY"}, "path and privatekey_path are the same file"),
+    # file attributes were applied after the key and CSR were written
+    ({"owner": "no-such-user-pkiops", "subject": {"CN": "changed"}}, "owner no-such-user-pkiops: no such user"),
+    ({"group": "no-such-group-pkiops", "subject": {"CN": "changed"}}, "group no-such-group-pkiops: no such group"),
+    ({"mode": "u+q", "subject": {"CN": "changed"}}, "must be in octal or symbolic form"),
 ])
 def test_bad_input_fails_and_writes_nothing(tmp_path, extra, message):
     args = csr_args(tmp_path, privatekey_type="ECC")
     assert run_module("csr", args)["changed"] is True
     before = snapshot(tmp_path)
+    if extra.get("path") == "KEY":
+        extra = {"path": args["privatekey_path"]}
     result = run_module("csr", args | extra)
     assert result["failed"] and message in result["msg"], result
+    assert snapshot(tmp_path) == before
+
+
+def test_path_of_a_key_to_generate_or_of_another_key_is_refused(tmp_path):
+    """Neither a key about to be generated nor any other private key is replaced by the CSR."""
+    other = tmp_path / "other.key.pem"
+    openssl("genpkey", "-algorithm", "ed25519", "-out", other)
+    before = snapshot(tmp_path)
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "same", "pkiops.ocsp.csr": csr_args(tmp_path, path=str(tmp_path / "host.key.pem")),
+         "ignore_errors": True},
+        {"name": "other key", "pkiops.ocsp.csr": csr_args(tmp_path, path=str(other)), "ignore_errors": True},
+    ]}])
+    assert "path and privatekey_path are the same file" in task_result(run, "same")["msg"]
+    assert "holds a private key" in task_result(run, "other key")["msg"]
     assert snapshot(tmp_path) == before
 
 

@@ -33,6 +33,12 @@ def test_build_name_keeps_order_and_repeats():
     ({"Nickname": "x"}, "unknown subject attribute"),
     ({"CN": ""}, "empty value"),
     ({"C": "GBR"}, "C="),  # country codes are two letters
+    # cryptography's own "error parsing asn1 value" named neither the attribute nor the fix
+    ({"3.5": "x"}, "subject attribute 3.5 is not a valid OID"),
+    ({"1.40": "x"}, "subject attribute 1.40 is not a valid OID"),
+    # once stringified into "{'x': 'y'}" and issued
+    ({"CN": {"x": "y"}}, "subject attribute CN must be a string .* not dict"),
+    ({"OU": ["PKI", ["Ops"]]}, "subject attribute OU must be a string .* not list"),
 ])
 def test_build_name_rejects(subject, message):
     with pytest.raises(certs.CertificateError, match=message):
