@@ -3,6 +3,8 @@ signals (SIGHUP signer rotation included), start-up checks of the signer, key ty
 encrypted keys, worker processes."""
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
 import re
@@ -629,3 +631,54 @@ def test_tells_systemd_when_ready_and_when_stopping(pki, tmp_path, start_respond
         responder.process.send_signal(signal.SIGTERM)
         assert systemd.recv(100) == b"STOPPING=1"
         assert responder.process.wait(15) == 0
+
+
+def test_a_log_reader_that_stops_reading_does_not_stop_the_service(pki, tmp_path):
+    """stderr is a pipe nobody reads (journald stalled): requests, health and SIGTERM
+    are still served (the writes blocked the event loop after 64 KB of log)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config_path = write_config(tmp_path, base_config(pki, listen=[f"127.0.0.1:{port}"]))
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(responder_command(config_path), stdout=write_end, stderr=write_end,
+                               env=responder_env(), cwd=tmp_path)
+    os.close(write_end)
+    try:
+        request = ocsp_request_der(pki, pki.good, nonce=False, tmp=tmp_path)
+        path = "/" + base64.b64encode(request).decode()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/healthz")
+                reply = connection.getresponse()
+                if reply.read() and reply.status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.1)
+        for number in range(4000):  # some 1.4 MB of request lines: far beyond a pipe's 64 KB
+            connection.request("GET", path)
+            reply = connection.getresponse()
+            assert reply.status == 200 and reply.read(), number
+        connection.request("GET", "/healthz")
+        reply = connection.getresponse()
+        assert reply.status == 200 and reply.read()
+        connection.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.set_blocking(read_end, False)
+        output = b""
+        try:
+            while chunk := os.read(read_end, 1 << 20):
+                output += chunk
+        except BlockingIOError:
+            pass
+        os.close(read_end)
+    assert b'"msg":"ready"' in output

@@ -23,7 +23,7 @@ from typing import List, Optional
 
 from . import __version__
 from .config import Config, ConfigError, ListenAddress, load_config
-from .logs import setup_logging
+from .logs import drain_logs, setup_logging
 
 SHUTDOWN_GRACE = 10.0
 LISTEN_BACKLOG = 1024
@@ -237,6 +237,7 @@ def run_master(config: Config) -> int:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
                     code = run_worker(config, reuse_port=True, metrics_dir=metrics_dir)
                 finally:
+                    drain_logs()
                     os._exit(code)
             children[pid] = time.monotonic()
         finally:
@@ -357,8 +358,12 @@ def main(argv=None) -> int:
         problems = list(filter(None, [event_loop_problem(config)]))
     if problems:
         log.error("cannot start: %s", problems[0])
+        drain_logs()
         return 1
-    return run_master(config) if config.workers > 1 else run_worker(config, reuse_port=False)
+    try:
+        return run_master(config) if config.workers > 1 else run_worker(config, reuse_port=False)
+    finally:
+        drain_logs()
 
 
 if __name__ == "__main__":

@@ -3,18 +3,28 @@
 Service events go through the ``logging`` module. The request log, one line per OCSP
 request, is written by ``RequestLog`` instead: formatted straight to a buffer that is
 flushed every ``FLUSH_INTERVAL`` seconds (or when large), because a LogRecord plus a
-write and flush per request cost more than answering a cached request."""
+write and flush per request cost more than answering a cached request.
+
+Both reach stderr through ``StderrWriter``, a thread of its own: a reader that stops
+reading (journald stalled, a pipe nobody drains) blocks that thread only, never the event
+loop. What cannot wait is dropped and counted, and the count is logged once writing
+works again."""
 from __future__ import annotations
 
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from typing import Optional
 
 FLUSH_INTERVAL = 0.2
 FLUSH_BYTES = 64 * 1024
+# Writes (one log line, or one batch of request lines) waiting for stderr; beyond it they
+# are dropped. At FLUSH_BYTES per batch that bounds the memory to a few hundred MB at worst.
+MAX_PENDING_WRITES = 4096
 
 
 _second_cache = [-1, ""]
@@ -68,12 +78,102 @@ class ClientErrorFilter(logging.Filter):
         return True
 
 
+class StderrWriter:
+    """Writes to stderr from a thread of its own, in order; see the module docstring."""
+
+    def __init__(self, formatter: logging.Formatter, max_pending: int = MAX_PENDING_WRITES, fd: int = 2):
+        self.formatter = formatter  # of the notice about dropped lines
+        self.max_pending = max_pending
+        self.fd = fd
+        self._start()
+        # A forked worker has no thread but the one that forked: it starts its own writer
+        # (and drops the copy of what was still queued in its parent, which writes it).
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
+        self._queue: "queue.Queue" = queue.Queue(self.max_pending)
+        self._lock = threading.Lock()
+        self.dropped = 0
+        threading.Thread(target=self._run, name="log-writer", daemon=True).start()
+
+    def put(self, text: str, lines: int = 1) -> None:
+        try:
+            self._queue.put_nowait(text)
+        except queue.Full:
+            with self._lock:
+                self.dropped += lines
+
+    def _run(self) -> None:
+        pending = self._queue
+        while True:
+            text = pending.get()
+            with self._lock:
+                dropped, self.dropped = self.dropped, 0
+            if dropped:
+                text = self._dropped_notice(dropped) + text
+            # The descriptor, not sys.stderr: a daemon thread blocked inside sys.stderr's
+            # buffer holds its lock, and the interpreter aborts when it cannot flush at exit.
+            data = text.encode("utf-8", "backslashreplace")
+            try:
+                while data:
+                    data = data[os.write(self.fd, data):]
+            except OSError:
+                pass  # a closed stderr must not end the writer
+            pending.task_done()
+
+    def _dropped_notice(self, count: int) -> str:
+        record = logging.LogRecord("ocsp_responder.log", logging.WARNING, __file__, 0,
+                                   "%d log lines dropped: the log reader did not keep up", (count,), None)
+        record.fields = {"dropped": count}
+        return self.formatter.format(record) + "\n"
+
+    def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) until what is queued is written: before the process exits."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+class _WriterHandler(logging.Handler):
+    def __init__(self, writer: StderrWriter):
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.put(self.format(record) + "\n")
+        except Exception:  # pylint: disable=broad-except
+            self.handleError(record)
+
+
+_writer: Optional[StderrWriter] = None
+
+
+def write_stderr(text: str, lines: int = 1) -> None:
+    """Through the writer thread once logging is set up, else directly."""
+    if _writer is not None:
+        _writer.put(text, lines)
+        return
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # a closed or full stderr must not take requests down
+
+
+def drain_logs(timeout: float = 2.0) -> None:
+    if _writer is not None:
+        _writer.drain(timeout)
+
+
 def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    global _writer  # pylint: disable=global-statement
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if _writer is None:
+        _writer = StderrWriter(formatter)
+    _writer.formatter = formatter
+    handler = _WriterHandler(_writer)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -85,9 +185,8 @@ class RequestLog:
     """Buffered request lines in the same shape as the service log
     (``logger: ocsp_responder.access``, ``msg: request``)."""
 
-    def __init__(self, fmt: str = "json", stream=None):
+    def __init__(self, fmt: str = "json"):
         self.json = fmt == "json"
-        self.stream = stream or sys.stderr
         self.pid = os.getpid()
         self._buffer = []
         self._size = 0
@@ -114,9 +213,5 @@ class RequestLog:
         self._timer = None
         if not self._buffer:
             return
-        data, self._buffer, self._size = "".join(self._buffer), [], 0
-        try:
-            self.stream.write(data)
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed or full stderr must not take requests down
+        lines, self._buffer, self._size = self._buffer, [], 0
+        write_stderr("".join(lines), len(lines))
