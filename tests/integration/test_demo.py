@@ -96,13 +96,16 @@ def test_demo_runs_twice_good_then_revoked(tmp_path):
     assert "secretpassword" not in (out / "responder" / "responder.log").read_text()
     assert oct((out / "responder" / "signer.passphrase").stat().st_mode & 0o777) == "0o600"
 
-    # Second run: the CA is left alone, a fresh server certificate tells the story again.
+    # Second run: the CA is left alone, a fresh server certificate tells the story again,
+    # for a new key (the old one was revoked for keyCompromise).
+    compromised_key = (inter / "private" / "test.example.com.key.pem").read_bytes()
     proc, by_task = run_demo(out, port, tmp_path / "results.jsonl")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for task in CA_TASKS:
         assert by_task[task]["result"]["changed"] is False, task
     reissued = by_task["Issue the server certificate (a fresh one if the earlier one was revoked)"]["result"]
     assert reissued["changed"] is True
+    assert (inter / "private" / "test.example.com.key.pem").read_bytes() != compromised_key
     assert_good_then_revoked(by_task, cert)
     second_serial = by_task["Revoke the server certificate"]["result"]["serial_hex"]
     assert second_serial != first_serial
