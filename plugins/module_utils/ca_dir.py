@@ -117,6 +117,16 @@ def ca_directory_of_own_file(path):
     return ca_dir if ca_dir.has_database() or os.path.isfile(ca_dir.key_path) else None
 
 
+def ca_directory_of_archived_file(path):
+    """The CADirectory whose archive of issued certificates (newcerts/) holds ``path``
+    (symlinks resolved), else None: openssl ca and ca_revoke read those copies."""
+    archive = os.path.dirname(os.path.realpath(path))
+    if os.path.basename(archive) != "newcerts":
+        return None
+    ca_dir = CADirectory(os.path.dirname(archive))
+    return ca_dir if ca_dir.has_database() else None
+
+
 def ca_directory_of_own_key(path):
     """The CADirectory whose private key file ``path`` is (symlinks resolved), else None."""
     real = os.path.realpath(path)

@@ -26,7 +26,7 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
 try:
     from cryptography import x509
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import (
-        CADirectory, CAError, ca_directory_of_own_file, ca_directory_of_own_key)
+        CADirectory, CAError, ca_directory_of_archived_file, ca_directory_of_own_file, ca_directory_of_own_key)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
         CADatabase, openssl_oneline_subject)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import (
@@ -238,6 +238,7 @@ class CertificateIssuance:
         if owner is not None:
             raise IssuanceError('path %s is the CA certificate file of %s: state=absent never deletes a '
                                 'CA\'s own files' % (path, owner.path))
+        self._check_not_archived(path)
         if not os.path.exists(path):
             return
         # Only a certificate is ever deleted: a typo in path must not cost a key or a config.
@@ -307,6 +308,7 @@ class CertificateIssuance:
                                     % os.path.dirname(os.path.abspath(cert_path)))
             key_path = params.get('privatekey_path')
             self._check_path_is_not_a_key(cert_path)
+            self._check_not_archived(cert_path)
             if not (key_path or params.get('csr_path') or params.get('csr_content')):
                 raise IssuanceError('one of privatekey_path, csr_path or csr_content is required '
                                     'for profile %s' % profile.name)
@@ -561,6 +563,14 @@ class CertificateIssuance:
         if os.path.isfile(cert_path) and keylib.contains_private_key(read_file(cert_path, 'file at path')):
             raise IssuanceError('path %s holds a private key (a PEM PRIVATE KEY block); a certificate '
                                 'written there would replace it: choose another path' % cert_path)
+
+    @staticmethod
+    def _check_not_archived(path):
+        owner = ca_directory_of_archived_file(path)
+        if owner is not None:
+            raise IssuanceError('path %s is in %s, the archive of the certificates %s issued (openssl ca '
+                                'and ca_revoke read it): give the certificate a path of its own'
+                                % (path, owner.newcerts_dir, owner.path))
 
     def _check_writable(self, cert_path, key_path, issuer_dir):
         """Fail before signing where a write would fail after it.

@@ -267,11 +267,14 @@ def test_absent_only_deletes_certificates(pki, tmp_path):
     leaf = pki.leaf("gone")
     keyfile = tmp_path / "k.pem"
     keyfile.write_text((pki.inter / "private" / "ca.key.pem").read_text())
+    assert not run_module("ca_cert", pki.leaf("kept"))["failed"]
+    archived = next((pki.inter / "newcerts").iterdir())  # its copy in the issuer's archive
     cases = [
         ("CA cert", "ca_cert", pki.inter / "certs" / "ca.cert.pem", "is the CA certificate file of %s" % pki.inter),
         ("CA key", "ca_cert", pki.inter / "private" / "ca.key.pem", "holds a private key"),
         ("other key", "ocsp_signer", keyfile, "holds a private key"),
         ("config", "ca_cert", pki.inter / "openssl.cnf", "is not a certificate, refusing to delete it"),
+        ("archived", "ca_cert", archived, "the archive of the certificates %s issued" % pki.inter),
     ]
     before = snapshot(pki.base, tmp_path)
     tasks = []
@@ -657,6 +660,9 @@ def _failure_cases(pki: Pki, tmp_path: Path):
         "unknown owner": (leaf | {"owner": "no-such-user-pkiops"}, "owner no-such-user-pkiops: no such user"),
         "unknown group": (leaf | {"group": "no-such-group-pkiops"}, "group no-such-group-pkiops: no such group"),
         "bad mode": (leaf | {"mode": "u+q"}, "must be in octal or symbolic form"),
+        # the archive openssl ca and ca_revoke read: an issued certificate's copy must stay its own
+        "path in the issuer's newcerts": (leaf | {"path": str(pki.inter / "newcerts" / "fail.pem")},
+                                          "the archive of the certificates %s issued" % pki.inter),
     }
 
 
@@ -668,7 +674,7 @@ FAILURES = ["wrong issuer passphrase", "missing issuer passphrase", "wrong key p
             "renew window as long as validity", "ca_dir is issuer_dir", "leaf over issuer certificate",
             "leaf over another CA's chain", "non-ASCII openssl.cnf URL", "leaf over issuer key",
             "path is privatekey_path", "path is csr_path", "path holds a private key", "unknown owner",
-            "unknown group", "bad mode"]
+            "unknown group", "bad mode", "path in the issuer's newcerts"]
 
 
 @pytest.mark.parametrize("case", FAILURES)
