@@ -349,13 +349,14 @@ def test_client_that_stops_reading_is_dropped(pki, start_responder):
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect((responder.host, responder.port))
+        assert established_connections(responder.port) == 1
         sock.settimeout(2)
         try:
             while True:
                 sock.sendall(get * 100)
         except socket.timeout:
             pass  # both directions are full: the server is stuck writing
-        assert established_connections(responder.port) == 1
+        # (On a busy machine the kernel may already have dropped it here: not asserted.)
         deadline = time.monotonic() + 20
         while established_connections(responder.port) and time.monotonic() < deadline:
             time.sleep(0.5)
