@@ -193,7 +193,8 @@ def test_oversize_chunked_body_413(responder):
 def test_oversize_get_path_rejected(responder):
     assert 400 <= responder.http("/ocsp/" + "A" * 10000)[0] < 500
     # The client's error is one line in the log, not an error with a traceback.
-    assert wait_log(responder, lambda r: r.get("msg", "").startswith("bad HTTP request") and r["level"] == "info")
+    assert wait_log(responder, lambda r: r.get("msg", "").startswith("bad HTTP request: Got more than")
+                    and r["level"] == "info" and r["remote"] == "127.0.0.1" and r["http_status"] == 400)
 
 
 def test_keep_alive_http11(pki, responder):

@@ -72,7 +72,12 @@ class ClientErrorFilter(logging.Filter):
             from aiohttp.http_exceptions import HttpProcessingError
 
             if isinstance(exc, HttpProcessingError):
-                record.msg, record.args = "bad HTTP request: %s", (str(exc).splitlines()[0][:200],)
+                # The parser's reason on one line, client bytes escaped (str(exc) starts
+                # "400, message:" and puts the reason on the lines after it).
+                reason = repr(" ".join(str(exc.message or exc).split())[:200])[1:-1]
+                remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+                record.msg, record.args = "bad HTTP request: %s", (reason,)
+                record.fields = {"remote": remote, "http_status": exc.code}
                 record.exc_info = record.exc_text = None
                 record.levelno, record.levelname = logging.INFO, "INFO"
         return True
