@@ -6,8 +6,8 @@
 Asks the responder about the signer certificate itself (any serial would do), compares
 the certificate embedded in the answer with SIGNER_CERT and checks that the answer is
 signed by that certificate's key (a new certificate served with the old key would fail
-every client). Used by rotate_signer.yml on the responder host, with the responder's
-virtualenv python (cryptography is there)."""
+every client). Used by site.yml and rotate_signer.yml (tasks/deploy_responder.yml) on the
+responder host, with the responder's virtualenv python (cryptography is there)."""
 import sys
 import urllib.error
 import urllib.request
