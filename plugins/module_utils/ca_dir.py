@@ -119,8 +119,9 @@ def ca_directory_of_own_file(path):
 
 def ca_directory_of_archived_file(path):
     """The CADirectory whose archive of issued certificates (newcerts/) holds ``path``
-    (symlinks resolved), else None: openssl ca and ca_revoke read those copies."""
-    archive = os.path.dirname(os.path.realpath(path))
+    (its directory's symlinks resolved; a link at ``path`` itself is replaced or removed,
+    not followed), else None: openssl ca and ca_revoke read those copies."""
+    archive = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     if os.path.basename(archive) != "newcerts":
         return None
     ca_dir = CADirectory(os.path.dirname(archive))

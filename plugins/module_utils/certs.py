@@ -162,7 +162,8 @@ def read_file(path, what):
 
 def load_certificate(data, what='certificate'):
     try:
-        if data.lstrip().startswith(b'-----'):
+        # PEM, also after text: openssl ca writes its dump before the PEM (-out, newcerts/).
+        if b'-----BEGIN' in data:
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
     except ValueError as exc:

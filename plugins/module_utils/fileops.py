@@ -132,9 +132,13 @@ def file_attributes_problem(module, params):
     """Why set_fs_attributes_if_different would fail on ``params``' owner, group or mode.
 
     Ansible applies them after the files are written; checking first keeps a typo from
-    failing a run that already issued a certificate. Returns a message or None.
+    failing a run that already issued a certificate. Returns a message or None. In check
+    mode owner and group are not looked up: an earlier task of the play (skipped in check
+    mode) may create them, and Ansible itself does not look them up for a file to come.
     """
     owner, group, mode = params.get('owner'), params.get('group'), params.get('mode')
+    if module.check_mode:
+        owner = group = None
     if owner is not None:
         try:
             int(owner)

@@ -291,6 +291,19 @@ def test_absent_only_deletes_certificates(pki, tmp_path):
     assert snapshot(pki.base, tmp_path) == before
 
 
+def test_a_link_into_the_archive_is_only_a_link(pki, tmp_path):
+    """A path that is a symlink to a newcerts/ copy: the link is replaced or removed, never
+    followed, so it is not refused and the archive stays as it is."""
+    issued = run_module("ca_cert", pki.leaf("linked"))
+    archived = pki.inter / "newcerts" / f"{issued['serial_number_hex']}.pem"
+    archive_copy = archived.read_bytes()
+    link = tmp_path / "deployed.pem"
+    link.symlink_to(archived)
+    gone = run_module("ca_cert", pki.leaf("linked") | {"state": "absent", "path": str(link)})
+    assert gone["changed"] and not gone.get("failed") and not link.is_symlink(), gone
+    assert archived.read_bytes() == archive_copy
+
+
 def test_key_revoked_for_compromise_is_never_certified_again(pki):
     """After keyCompromise/CACompromise a rerun must not put the same key back into service."""
     leaf = pki.leaf("pwned")
@@ -363,9 +376,14 @@ def test_root_reissue_checks_its_own_database_first(pki):
     assert snapshot(pki.base) == before
 
 
-def test_file_attributes_are_checked_in_check_mode_too(pki):
-    result = run_module("ca_cert", pki.leaf("attrs", owner="no-such-user-pkiops"), check=True)
-    assert result["failed"] and "owner no-such-user-pkiops: no such user" in result["msg"], result
+def test_file_attributes_in_check_mode(pki):
+    """A bad mode fails check mode too; an owner or group unknown in check mode is not an
+    error (a user task earlier in the play, skipped in check mode, may create it)."""
+    result = run_module("ca_cert", pki.leaf("attrs", mode="u+q"), check=True)
+    assert result["failed"] and "must be in octal or symbolic form" in result["msg"], result
+    result = run_module("ca_cert", pki.leaf("attrs", owner="no-such-user-pkiops", group="no-such-group-pkiops"),
+                        check=True)
+    assert not result["failed"] and result["changed"], result
 
 
 @pytest.mark.parametrize("days_ahead", [300, 10], ids=["far", "inside-renewal-window"])
@@ -579,6 +597,26 @@ def test_issue_from_openssl_made_ca(openssl_made_ca, tmp_path):
     assert "Serial Number: 1001" in crl
     lines = index_lines(ca)
     assert [line.split("\t")[0] for line in lines] == ["V", "R", "V"]
+
+
+def test_key_revoked_by_openssl_ca_for_compromise_is_not_certified_again(openssl_made_ca, tmp_path):
+    """openssl ca writes its text dump before the PEM (-out, newcerts/): the revoked
+    certificate is still read, so its key is refused; and state=absent still deletes such
+    a file (it is a certificate)."""
+    ca = openssl_made_ca
+    openssl("ca", "-config", ca / "openssl.cnf", "-passin", "pass:legacy-pass", "-revoke", tmp_path / "a.pem",
+            "-crl_reason", "keyCompromise")
+    assert next((ca / "newcerts").iterdir()).read_bytes().startswith(b"Certificate:")
+    before = snapshot(ca)
+    result = run_module("ca_cert", {
+        "profile": "server", "issuer_dir": str(ca), "issuer_passphrase": "legacy-pass",
+        "privatekey_path": str(tmp_path / "a.key"), "path": str(tmp_path / "a-again.pem"),
+        "subject": {"CN": "a-again.example.com"}})
+    assert result["failed"] and "was revoked for keyCompromise" in result["msg"], result
+    assert snapshot(ca) == before and not (tmp_path / "a-again.pem").exists()
+    gone = run_module("ca_cert", {"profile": "server", "issuer_dir": str(ca), "state": "absent",
+                                  "path": str(tmp_path / "a.pem")})
+    assert gone["changed"] and not (tmp_path / "a.pem").exists(), gone
 
 
 def test_unique_subject_conflict_fails_before_writing(openssl_made_ca, tmp_path):
