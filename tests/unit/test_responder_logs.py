@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import threading
 import time
 
@@ -52,3 +54,15 @@ def test_a_stalled_reader_blocks_neither_the_caller_nor_loses_order(tmp_path):
     notice = json.loads(lines[1])
     assert notice["level"] == "warning" and notice["dropped"] == 2
     assert notice["msg"] == "2 log lines dropped: the log reader did not keep up"
+
+
+def test_the_writer_thread_takes_no_signals():
+    """Signals must reach the main thread: the master blocks them around fork, and a
+    handler that logs must not run inside the writer."""
+    writer = StderrWriter(JsonFormatter(), fd=os.open(os.devnull, os.O_WRONLY))
+    thread = next(t for t in threading.enumerate() if t.name == "log-writer" and t.is_alive())
+    blocked = int(re.search(r"^SigBlk:\s+([0-9a-f]+)$", open(f"/proc/self/task/{thread.native_id}/status").read(),
+                            re.M).group(1), 16)
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        assert blocked & (1 << (number - 1)), number
+    writer.drain(1)

@@ -23,7 +23,7 @@ from typing import List, Optional
 
 from . import __version__
 from .config import Config, ConfigError, ListenAddress, load_config
-from .logs import drain_logs, setup_logging
+from .logs import drain_logs, setup_logging, start_log_writer
 
 SHUTDOWN_GRACE = 10.0
 LISTEN_BACKLOG = 1024
@@ -189,6 +189,7 @@ def run_worker(config: Config, reuse_port: bool, metrics_dir: Optional[str] = No
     from .metrics import Metrics
     from .responses import Responder, StartupError
 
+    start_log_writer()
     try:
         responder = Responder(config, Metrics(metrics_dir))
     except StartupError as exc:

@@ -5,16 +5,18 @@ request, is written by ``RequestLog`` instead: formatted straight to a buffer th
 flushed every ``FLUSH_INTERVAL`` seconds (or when large), because a LogRecord plus a
 write and flush per request cost more than answering a cached request.
 
-Both reach stderr through ``StderrWriter``, a thread of its own: a reader that stops
-reading (journald stalled, a pipe nobody drains) blocks that thread only, never the event
-loop. What cannot wait is dropped and counted, and the count is logged once writing
-works again."""
+In a serving process both reach stderr through ``StderrWriter``, a thread of its own: a
+reader that stops reading (journald stalled, a pipe nobody drains) blocks that thread
+only, never the event loop. What cannot wait is dropped and counted, and the count is
+logged once writing works again. The master of several workers writes directly: it
+serves nothing, and it must have no thread when it forks."""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -90,16 +92,16 @@ class StderrWriter:
         self.formatter = formatter  # of the notice about dropped lines
         self.max_pending = max_pending
         self.fd = fd
-        self._start()
-        # A forked worker has no thread but the one that forked: it starts its own writer
-        # (and drops the copy of what was still queued in its parent, which writes it).
-        os.register_at_fork(after_in_child=self._start)
-
-    def _start(self) -> None:
         self._queue: "queue.Queue" = queue.Queue(self.max_pending)
         self._lock = threading.Lock()
         self.dropped = 0
-        threading.Thread(target=self._run, name="log-writer", daemon=True).start()
+        # Signals stay with the main thread (the new thread inherits this mask): the
+        # master's blocking around fork relies on it, and so do handlers that log.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            threading.Thread(target=self._run, name="log-writer", daemon=True).start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def put(self, text: str, lines: int = 1) -> None:
         try:
@@ -133,25 +135,25 @@ class StderrWriter:
         return self.formatter.format(record) + "\n"
 
     def drain(self, timeout: float) -> None:
-        """Wait (at most ``timeout``) until what is queued is written: before the process exits."""
+        """Wait (at most ``timeout``) until what is queued is written: before the process
+        exits. A drop count not yet reported goes out with an empty write."""
         deadline = time.monotonic() + timeout
+        if self.dropped:
+            self.put("", 0)
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
 
 class _WriterHandler(logging.Handler):
-    def __init__(self, writer: StderrWriter):
-        super().__init__()
-        self.writer = writer
-
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.writer.put(self.format(record) + "\n")
+            write_stderr(self.format(record) + "\n")
         except Exception:  # pylint: disable=broad-except
             self.handleError(record)
 
 
 _writer: Optional[StderrWriter] = None
+_formatter: logging.Formatter = logging.Formatter()
 
 
 def write_stderr(text: str, lines: int = 1) -> None:
@@ -171,13 +173,18 @@ def drain_logs(timeout: float = 2.0) -> None:
         _writer.drain(timeout)
 
 
-def setup_logging(level: str, fmt: str) -> None:
+def start_log_writer() -> None:
+    """In a process that serves (a worker, or the only process): from now on through a thread."""
     global _writer  # pylint: disable=global-statement
-    formatter = JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     if _writer is None:
-        _writer = StderrWriter(formatter)
-    _writer.formatter = formatter
-    handler = _WriterHandler(_writer)
+        _writer = StderrWriter(_formatter)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    global _formatter  # pylint: disable=global-statement
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _formatter = formatter
+    handler = _WriterHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
