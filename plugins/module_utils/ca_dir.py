@@ -104,17 +104,23 @@ def _uri_list(kind, urls):
     return items
 
 
+def _ca_directory_holding(path, subdir, names, other_file):
+    """The CADirectory in which ``path`` (symlinks resolved) is ``subdir``/one of ``names``,
+    if that directory is a CA's (its database, or its file ``other_file``: an attribute
+    name such as "key_path"), else None."""
+    parent, name = os.path.split(os.path.realpath(path))
+    if name not in names or os.path.basename(parent) != subdir:
+        return None
+    ca_dir = CADirectory(os.path.dirname(parent))
+    return ca_dir if ca_dir.has_database() or os.path.isfile(getattr(ca_dir, other_file)) else None
+
+
 def ca_directory_of_own_file(path):
     """The CADirectory whose own certificate or chain file ``path`` is (symlinks resolved), else None.
 
     Such a file is the CA's identity: a certificate issued into it replaces the CA.
     """
-    real = os.path.realpath(path)
-    certs_dir, name = os.path.split(real)
-    if name not in ("ca.cert.pem", "ca-chain.cert.pem") or os.path.basename(certs_dir) != "certs":
-        return None
-    ca_dir = CADirectory(os.path.dirname(certs_dir))
-    return ca_dir if ca_dir.has_database() or os.path.isfile(ca_dir.key_path) else None
+    return _ca_directory_holding(path, "certs", ("ca.cert.pem", "ca-chain.cert.pem"), "key_path")
 
 
 def ca_directory_of_archived_file(path):
@@ -130,12 +136,7 @@ def ca_directory_of_archived_file(path):
 
 def ca_directory_of_own_key(path):
     """The CADirectory whose private key file ``path`` is (symlinks resolved), else None."""
-    real = os.path.realpath(path)
-    private_dir, name = os.path.split(real)
-    if name != "ca.key.pem" or os.path.basename(private_dir) != "private":
-        return None
-    ca_dir = CADirectory(os.path.dirname(private_dir))
-    return ca_dir if ca_dir.has_database() or os.path.isfile(ca_dir.cert_path) else None
+    return _ca_directory_holding(path, "private", ("ca.key.pem",), "cert_path")
 
 
 class CADirectory:

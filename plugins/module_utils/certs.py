@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import os
 import re
 
 try:
@@ -20,7 +21,8 @@ try:
 except ImportError:  # pragma: no cover - reported by the modules via missing_required_lib
     pass
 
-from ansible_collections.pkiops.ocsp.plugins.module_utils.keys import describe_key, public_key_der
+from ansible_collections.pkiops.ocsp.plugins.module_utils.keys import (
+    contains_private_key, describe_key, public_key_der)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
     build_extensions, general_names_to_strings)
 
@@ -158,6 +160,23 @@ def read_file(path, what):
             return handle.read()
     except (IOError, OSError) as exc:
         raise CertificateError('cannot read %s %s: %s' % (what, path, exc.strerror or exc))
+
+
+def key_overwrite_problem(path, written, kept):
+    """Why writing ``written`` (a certificate, a CSR) to ``path`` would destroy a key, else None.
+
+    ``kept``: (option, path) pairs of the files it must not replace (symlinks resolved); any
+    existing file holding a PEM private key (a combined cert+key file) is kept too.
+    """
+    real = os.path.realpath(path)
+    for option, other in kept:
+        if other and os.path.realpath(other) == real:
+            return ('path and %s are the same file %s: the %s would replace it; give path its own file'
+                    % (option, path, written))
+    if os.path.isfile(path) and contains_private_key(read_file(path, 'file at path')):
+        return ('path %s holds a private key (a PEM PRIVATE KEY block); a %s written there would replace '
+                'it: choose another path' % (path, written))
+    return None
 
 
 def load_certificate(data, what='certificate'):

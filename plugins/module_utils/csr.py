@@ -12,7 +12,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.pkiops.ocsp.plugins.module_utils import keys as keylib
 from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
-    CertificateError, build_name, name_to_string, read_file, signing_hash)
+    CertificateError, build_name, key_overwrite_problem, name_to_string, read_file, signing_hash)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
     ProfileError, general_names_to_strings, parse_general_names)
 
@@ -78,12 +78,9 @@ class CsrRequest:
             raise CsrError('%s; nothing was written' % problem)
         if csr_path and not os.path.isdir(os.path.dirname(os.path.abspath(csr_path))):
             raise CsrError('directory of path %s does not exist' % csr_path)
-        if csr_path and os.path.realpath(csr_path) == os.path.realpath(key_path):
-            raise CsrError('path and privatekey_path are the same file %s: the CSR would replace the '
-                           'private key; give path its own file' % csr_path)
-        if csr_path and os.path.isfile(csr_path) and keylib.contains_private_key(read_file(csr_path, 'CSR')):
-            raise CsrError('path %s holds a private key (a PEM PRIVATE KEY block); a CSR written there '
-                           'would replace it: choose another path' % csr_path)
+        problem = csr_path and key_overwrite_problem(csr_path, 'CSR', [('privatekey_path', key_path)])
+        if problem:
+            raise CsrError(problem)
         if os.path.exists(key_path):
             key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'))
             problem = spec.mismatch(key, params.get('privatekey_type') is not None)

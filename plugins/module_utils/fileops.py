@@ -128,6 +128,14 @@ def unwritable_directory(path):
     return None if os.access(directory, os.W_OK | os.X_OK) else directory
 
 
+def _numeric(value):
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
 def file_attributes_problem(module, params):
     """Why set_fs_attributes_if_different would fail on ``params``' owner, group or mode.
 
@@ -136,25 +144,16 @@ def file_attributes_problem(module, params):
     mode owner and group are not looked up: an earlier task of the play (skipped in check
     mode) may create them, and Ansible itself does not look them up for a file to come.
     """
-    owner, group, mode = params.get('owner'), params.get('group'), params.get('mode')
-    if module.check_mode:
-        owner = group = None
-    if owner is not None:
+    lookups = () if module.check_mode else (('owner', pwd.getpwnam, 'user'), ('group', grp.getgrnam, 'group'))
+    for option, lookup, kind in lookups:
+        name = params.get(option)
+        if name is None or _numeric(name):  # an id, as Ansible takes it
+            continue
         try:
-            int(owner)
-        except ValueError:
-            try:
-                pwd.getpwnam(owner)
-            except KeyError:
-                return 'owner %s: no such user on this host' % owner
-    if group is not None:
-        try:
-            int(group)
-        except ValueError:
-            try:
-                grp.getgrnam(group)
-            except KeyError:
-                return 'group %s: no such group on this host' % group
+            lookup(name)
+        except KeyError:
+            return '%s %s: no such %s on this host' % (option, name, kind)
+    mode = params.get('mode')
     if mode is not None and not isinstance(mode, int):
         try:
             int(mode, 8)

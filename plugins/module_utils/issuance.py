@@ -17,8 +17,8 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.pkiops.ocsp.plugins.module_utils import keys as keylib
 from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
-    CertificateError, CertificateSpec, DIGESTS, build_name, cert_pem, extension_or_none, load_certificate,
-    load_csr, not_after, not_before, parse_time, read_file, signing_hash, summary,
+    CertificateError, CertificateSpec, DIGESTS, build_name, cert_pem, extension_or_none, key_overwrite_problem,
+    load_certificate, load_csr, not_after, not_before, parse_time, read_file, signing_hash, summary,
     utcnow, asn1_time)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
     ExtensionOptions, ProfileError, check_ia5_uri, get_profile, general_names_to_strings)
@@ -550,19 +550,14 @@ class CertificateIssuance:
 
     def _check_path_is_not_a_key(self, cert_path):
         """A certificate written to path must not replace a private key or the CSR it is for."""
-        real = os.path.realpath(cert_path)
-        for option in ('privatekey_path', 'csr_path'):
-            other = self.params.get(option)
-            if other and os.path.realpath(other) == real:
-                raise IssuanceError('path and %s are the same file %s: the certificate would replace '
-                                    'it; give path its own file' % (option, cert_path))
         owner = ca_directory_of_own_key(cert_path)
         if owner is not None:
             raise IssuanceError('path %s is the private key of the CA %s; a certificate written there '
                                 'would replace it: choose another path' % (cert_path, owner.path))
-        if os.path.isfile(cert_path) and keylib.contains_private_key(read_file(cert_path, 'file at path')):
-            raise IssuanceError('path %s holds a private key (a PEM PRIVATE KEY block); a certificate '
-                                'written there would replace it: choose another path' % cert_path)
+        problem = key_overwrite_problem(cert_path, 'certificate', [
+            (option, self.params.get(option)) for option in ('privatekey_path', 'csr_path')])
+        if problem is not None:
+            raise IssuanceError(problem)
 
     @staticmethod
     def _check_not_archived(path):
