@@ -350,6 +350,15 @@ def start_responder(tmp_path):
         responder.stop()
 
 
+def der_tlv(tag: int, content: bytes) -> bytes:
+    """DER tag-length-value, written here rather than taken from the package under test."""
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(body))) + body + content
+
+
 # --- clients ---------------------------------------------------------------------------
 
 def ocsp_request_der(pki_or_issuer, *leaves: Leaf, digest: str = "sha1", nonce: bool = True,

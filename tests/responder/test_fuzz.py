@@ -29,9 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 try:
-    from .conftest import base_config, launch_responder, openssl_ocsp
+    from .conftest import base_config, der_tlv, launch_responder, openssl_ocsp
 except ImportError:  # tests/responder is not a package: pytest put this directory on sys.path
-    from conftest import base_config, launch_responder, openssl_ocsp
+    from conftest import base_config, der_tlv, launch_responder, openssl_ocsp
 
 pytestmark = pytest.mark.slow
 
@@ -134,14 +134,6 @@ def seeds(pki):
 from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 
 _DER = Encoding.DER
-
-
-def der_tlv(tag: int, content: bytes) -> bytes:
-    length = len(content)
-    if length < 0x80:
-        return bytes((tag, length)) + content
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(body))) + body + content
 
 
 def request_with_nonce(seed: bytes, nonce: bytes) -> bytes:

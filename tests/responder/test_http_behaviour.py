@@ -20,10 +20,10 @@ import pytest
 from asn1crypto import core, ocsp, x509
 
 try:
-    from .conftest import base_config, launch_responder, ocsp_request_der
+    from .conftest import base_config, der_tlv, launch_responder, ocsp_request_der
     from .interop_support import split_http
 except ImportError:  # tests/responder is not a package: pytest put this directory on sys.path
-    from conftest import base_config, launch_responder, ocsp_request_der
+    from conftest import base_config, der_tlv, launch_responder, ocsp_request_der
     from interop_support import split_http
 
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -448,13 +448,6 @@ def test_client_hanging_up_mid_body_is_not_an_error(pki, start_responder, expect
     assert "Traceback" not in responder.logs()
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    length = bytes([size]) if size < 0x80 else bytes([0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes(
-        (size.bit_length() + 7) // 8, "big")
-    return bytes([tag]) + length + content
-
-
 def test_signed_request_with_a_deeply_nested_certificate(pki, start_responder):
     """Request signatures are not verified: a certificate in one that is 2,000 nested
     SEQUENCEs (8 KB) is not decoded, so the request is answered, not an internalError
@@ -464,15 +457,15 @@ def test_signed_request_with_a_deeply_nested_certificate(pki, start_responder):
     tbs = unsigned[2:] if unsigned[1] < 0x80 else unsigned[2 + (unsigned[1] & 0x7F):]
     nested = b""
     for _level in range(2000):
-        nested = _tlv(0x30, nested)
-    sha256_with_rsa = _tlv(0x30, _tlv(0x06, bytes.fromhex("2a864886f70d01010b")) + b"\x05\x00")
-    signature = _tlv(0x30, sha256_with_rsa + _tlv(0x03, b"\x00" + bytes(256)) + _tlv(0xA0, _tlv(0x30, nested)))
-    signed = _tlv(0x30, tbs + _tlv(0xA0, signature))
+        nested = der_tlv(0x30, nested)
+    sha256_with_rsa = der_tlv(0x30, der_tlv(0x06, bytes.fromhex("2a864886f70d01010b")) + b"\x05\x00")
+    signature = der_tlv(0x30, sha256_with_rsa + der_tlv(0x03, b"\x00" + bytes(256)) + der_tlv(0xA0, der_tlv(0x30, nested)))
+    signed = der_tlv(0x30, tbs + der_tlv(0xA0, signature))
     assert len(signed) > 8000
     status, _headers, body = running.http("/", data=signed, headers=OCSP_REQUEST)
     assert status == 200
     assert answered_serial(body) == int(pki.good.serial, 16)
-    broken = _tlv(0x30, tbs + _tlv(0xA0, _tlv(0x30, sha256_with_rsa + b"\x03\x01")))  # a cut-off signature
+    broken = der_tlv(0x30, tbs + der_tlv(0xA0, der_tlv(0x30, sha256_with_rsa + b"\x03\x01")))  # a cut-off signature
     assert running.http("/", data=broken, headers=OCSP_REQUEST)[2] == bytes.fromhex("30030a0101")
     assert "Traceback" not in running.logs()
 
