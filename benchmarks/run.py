@@ -304,13 +304,57 @@ def median_run(samples: list) -> dict:
     return median
 
 
-def openssl_speed_rsa2048(seconds: int = 3, cpus: list = None) -> float:
-    proc = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "rsa2048"], capture_output=True,
+# Per signer key type: `openssl speed`'s algorithm and the start of the line it prints.
+SPEED_ALGORITHMS = {
+    "rsa2048": ("rsa2048", r"rsa\s+2048 bits"),
+    "rsa3072": ("rsa3072", r"rsa\s+3072 bits"),
+    "ec": ("ecdsap256", r"256 bits ecdsa \(nistp256\)"),
+    "ed25519": ("ed25519", r"253 bits EdDSA \(Ed25519\)"),
+}
+
+
+def openssl_speed(key_type: str = "rsa2048", seconds: int = 3, cpus: list = None) -> float:
+    """Signatures per second on one core, as the `openssl` CLI (the system's OpenSSL) makes them."""
+    algorithm, row = SPEED_ALGORITHMS[key_type]
+    proc = subprocess.run(["openssl", "speed", "-seconds", str(seconds), algorithm], capture_output=True,
                           text=True, timeout=120, check=False, preexec_fn=pinned_to(cpus))
-    match = re.search(r"^rsa\s+2048 bits\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", proc.stdout, re.M)
+    match = re.search(rf"^\s*{row}\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", proc.stdout, re.M)
     if not match:
         raise RuntimeError(f"cannot read openssl speed output:\n{proc.stdout}\n{proc.stderr}")
     return float(match.group(1))
+
+
+# The same signatures through the library ours signs with (cryptography, which bundles an
+# OpenSSL of its own), in a tight loop: sign/s per CPU-second. Separates the library's speed
+# from the responder's own cost per answer.
+LIBRARY_SPEED = """
+import sys, time
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+with open(sys.argv[1], "rb") as handle:
+    key = serialization.load_pem_private_key(handle.read(), None)
+data, seconds = bytes(300), float(sys.argv[2])
+if isinstance(key, rsa.RSAPrivateKey):
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+    sign = lambda: key.sign(data, pkcs1, sha256)
+elif isinstance(key, ec.EllipticCurvePrivateKey):
+    ecdsa = ec.ECDSA(hashes.SHA256())
+    sign = lambda: key.sign(data, ecdsa)
+else:
+    sign = lambda: key.sign(data)
+count, started = 0, time.process_time()
+while time.process_time() - started < seconds:
+    for _ in range(50):
+        sign()
+    count += 50
+print(count / (time.process_time() - started))
+"""
+
+
+def library_speed(key_path: Path, seconds: int = 2, cpus: list = None) -> float:
+    proc = subprocess.run([sys.executable, "-c", LIBRARY_SPEED, str(key_path), str(seconds)], capture_output=True,
+                          text=True, timeout=120, check=True, preexec_fn=pinned_to(cpus))
+    return float(proc.stdout)
 
 
 def calibrate_openssl(args, pki, load, workdir: Path, results: dict) -> None:
@@ -506,7 +550,7 @@ def measure(where: Arrangement, args, pki, load, workdir: Path) -> Tuple[dict, f
                                             f"{where.name}-{key}-{round_number}", where))
             # The live-signing baseline in every round too, on a core the servers run on:
             # the machine's speed drifts by several per cent between minutes.
-            speed_samples.append(openssl_speed_rsa2048(2, where.server_cpus and where.server_cpus[:1]))
+            speed_samples.append(openssl_speed("rsa2048", 2, where.server_cpus and where.server_cpus[:1]))
     finally:
         for server in servers:
             server.stop()
@@ -563,6 +607,46 @@ def target_checks(where: Arrangement, runs: dict, sign_per_second: float) -> lis
     return checks
 
 
+def live_by_key_type(args, workdir: Path, where: Arrangement) -> Tuple[dict, list]:
+    """Live signing (nonce POST) with a delegated signer of each of ``args.live_key_types``,
+    for information: the cost of an answer beyond its signature is nearly the same for every
+    key type, so the ratio to `openssl speed` falls with the signature's cost. Two baselines
+    per key type: `openssl speed` (the system's OpenSSL, as the target is written) and the
+    same signature through cryptography (whose bundled OpenSSL ours signs with) in a loop."""
+    results, checks = {}, []
+    speed_cpus = where.server_cpus and where.server_cpus[:1]
+    for key_type in args.live_key_types:
+        base = workdir / f"live-{key_type}"
+        base.mkdir()
+        pki = support.build_openssl_pki(base / "pki", "http://127.0.0.1/", ca_key_type="rsa2048",
+                                        signer_key_type=key_type)
+        load = Load(pki, base)
+        ours = Ours(base, pki, support.free_port(), workers=where.workers, event_loop=args.event_loop,
+                    cpus=where.server_cpus)
+        samples, speeds, library = [], [], []
+        try:
+            load.check(ours.url(), "nonce")
+            wrk(ours.url(), load.env("nonce"), args, duration=1, cpus=where.load_cpus)
+            for _round in range(args.rounds):
+                samples.append(measured(ours.proc, ours.url(), "nonce", args, load, where.load_cpus))
+                speeds.append(openssl_speed(key_type, 2, speed_cpus))
+                library.append(library_speed(pki.signer_key, 2, speed_cpus))
+        finally:
+            ours.stop()
+        run = median_run(samples)
+        speed, in_library = sorted(speeds)[len(speeds) // 2], sorted(library)[len(library) // 2]
+        run.update(openssl_speed_sign_per_s=speed, library_sign_per_s=in_library)
+        results[key_type] = run
+        print(fmt_row(f"ours nonce POST, {key_type} signer", run) + f"   openssl speed {speed:.0f}/s, "
+              f"cryptography {in_library:.0f}/s per CPU-second")
+        checks.append((f"[{where.name}] live signing, {key_type} signer: ours / (openssl speed x {where.workers} "
+                       f"workers) throughput {run['rps'] / (speed * where.workers):.0%}, per CPU-second "
+                       f"{run['per_cpu_second'] / speed:.0%}, per user-CPU-second "
+                       f"{1e6 / run['user_us_per_request'] / speed:.0%}; ours / cryptography signing in a loop, "
+                       f"per CPU-second {run['per_cpu_second'] / in_library:.0%}", "none, for information", None))
+    return results, checks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default 3)")
@@ -584,7 +668,14 @@ def main() -> int:
     parser.add_argument("--split-load-cores", type=int, default=1,
                         help="every scenario is measured again with wrk on this many cores of its own and the "
                              "servers, one worker per core, on the others (default 1; 0: not measured)")
+    parser.add_argument("--live-key-types", default="rsa2048,rsa3072,ec,ed25519",
+                        type=lambda text: [item for item in text.split(",") if item],
+                        help="live signing once more with a signer of each of these key types, for information "
+                             f"({', '.join(SPEED_ALGORITHMS)}; default all; empty: skipped)")
     args = parser.parse_args()
+    unknown = set(args.live_key_types) - set(SPEED_ALGORITHMS)
+    if unknown:
+        parser.error(f"--live-key-types: unknown {', '.join(sorted(unknown))}")
 
     results = {"machine": machine(), "args": vars(args), "runs": {}, "loadavg_before": os.getloadavg()}
     print("machine:", json.dumps(results["machine"]))
@@ -612,6 +703,12 @@ def main() -> int:
         speed_record = {"median": speeds[where.name], "rounds": samples}
         results.setdefault("openssl_speed_rsa2048_sign_per_s", {})[where.name] = speed_record
 
+    key_type_checks = []
+    if args.live_key_types:
+        where = arrangements[-1]  # split if measured: the worker's core is then its own
+        print(f"\nlive signing by signer key type, {where.describe()}")
+        results["live_by_key_type"], key_type_checks = live_by_key_type(args, workdir, where)
+
     if not args.skip_big:
         big_index(args, pki, workdir, results)
 
@@ -621,6 +718,7 @@ def main() -> int:
     checks = []
     for where in arrangements:
         checks += target_checks(where, results["runs"][where.name], speeds[where.name])
+    checks += key_type_checks
     big = results.get("big_index")
     if big:
         checks.append((f"{big['entries']:,} entries: ready in {big['ours_ready_seconds']:.1f} s",

@@ -92,8 +92,8 @@ class Pki:
 
 
 def _new_key_args(key_type: str) -> list:
-    if key_type == "rsa2048":
-        return ["-newkey", "rsa:2048"]
+    if key_type in ("rsa2048", "rsa3072"):
+        return ["-newkey", f"rsa:{key_type[3:]}"]
     if key_type == "ec":
         return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
     if key_type == "ed25519":
