@@ -12,6 +12,7 @@ the responder answered (nonce echo), without trusting the responder's own accoun
 from __future__ import annotations
 
 import base64
+import datetime
 import os
 import re
 import socket
@@ -219,6 +220,46 @@ def build_module_pki(base: Path, ocsp_url: str) -> Pki:
 
 
 # --------------------------------------------------------------------------- proxy
+
+def check_signed_response(response, signer_cert: Path) -> None:
+    """What a relying party must check in a successful response, checked here without
+    trusting the client that received it (some accept more than they should): signed with
+    the key of the configured ``signer_cert`` over tbsResponseData, that certificate (and
+    no other) embedded, produced and valid now. ``response``: cryptography's OCSPResponse.
+    No clock skew is allowed: the responder under test (ours, and `openssl ocsp` as the
+    reference) dates thisUpdate at or before the moment it signs, and this runs later."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    signer = x509.load_pem_x509_certificate(signer_cert.read_bytes())
+    key = signer.public_key()
+    signature, signed = response.signature, response.tbs_response_bytes
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, padding.PKCS1v15(), response.signature_hash_algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(response.signature_hash_algorithm))
+        elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+            key.verify(signature, signed)
+        else:
+            raise ClientError(f"unexpected signer key type {type(key).__name__}")
+    except InvalidSignature:
+        raise ClientError(f"the response signature does not verify with the key of {signer_cert}") from None
+    embedded = [cert.public_bytes(Encoding.DER) for cert in response.certificates]
+    if embedded != [signer.public_bytes(Encoding.DER)]:
+        raise ClientError(f"embedded certificates {[c.subject.rfc4514_string() for c in response.certificates]} "
+                          f"are not the configured signer {signer.subject.rfc4514_string()} alone")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if response.produced_at_utc > now:
+        raise ClientError(f"producedAt {response.produced_at_utc} is after now ({now})")
+    for single in response.responses:
+        if not single.this_update_utc <= now:
+            raise ClientError(f"thisUpdate {single.this_update_utc} is after now ({now})")
+        if single.next_update_utc is None or not now < single.next_update_utc:
+            raise ClientError(f"nextUpdate {single.next_update_utc} is not after now ({now})")
+
 
 @dataclass
 class Exchange:
@@ -471,11 +512,18 @@ def fetch_saved(pki: Pki, leaf: str, url: str, workdir: Path, *, method="GET", h
 
 def openssl_get(pki: Pki, leaf: str, url: str, workdir: Path, *, hash_alg="sha1", nonce=False) -> ClientResult:
     """The response fetched by GET (fetch_saved) verified by `openssl ocsp -respin`."""
-    cert = pki.leaves[leaf]
     _req_file, resp_file = fetch_saved(pki, leaf, url, workdir, hash_alg=hash_alg, nonce=nonce)
+    return openssl_respin(pki, leaf, resp_file, hash_alg=hash_alg, client="openssl ocsp (GET)")
+
+
+def openssl_respin(pki: Pki, leaf: str, resp_file: Path, *, hash_alg="sha1", client="openssl ocsp -respin"
+                   ) -> ClientResult:
+    """A saved response verified by `openssl ocsp -respin` (signer chained to the root,
+    the answer for ``leaf`` read from it)."""
+    cert = pki.leaves[leaf]
     proc = run(["openssl", "ocsp", "-respin", resp_file, "-issuer", pki.ca_cert, HASH_OPTION[hash_alg],
                 "-cert", cert, "-CAfile", pki.root_cert, "-verify_other", pki.ca_cert, "-no_nonce"])
-    return _openssl_status(proc, cert, "openssl ocsp (GET)")
+    return _openssl_status(proc, cert, client)
 
 
 def gnutls_ocsptool_verify(pki: Pki, leaf: str, req_file: Path, resp_file: Path) -> ClientResult:
@@ -483,7 +531,16 @@ def gnutls_ocsptool_verify(pki: Pki, leaf: str, req_file: Path, resp_file: Path)
     checked with the issuing CA as the trust anchor of its delegated signer, as --ask does."""
     proc = run(["ocsptool", "--verify-response", "--load-response", resp_file, "--load-request", req_file,
                 "--load-trust", pki.ca_cert, "--load-issuer", pki.ca_cert, "--load-cert", pki.leaves[leaf]])
-    return _ocsptool_status(proc)
+    result = _ocsptool_status(proc)
+    # ocsptool verifies the signature but does not match the answer to --load-cert: the
+    # serial it printed must be the leaf's.
+    from cryptography import x509
+
+    serials = re.findall(r"^\s*Serial Number: ([0-9a-fA-F]+)$", proc.stdout, re.M)
+    expected = x509.load_pem_x509_certificate(pki.leaves[leaf].read_bytes()).serial_number
+    if [int(serial, 16) for serial in serials] != [expected]:
+        _fail("ocsptool", proc, f"the response answers for serial(s) {serials}, not {leaf}'s {expected:X}")
+    return result
 
 
 def gnutls_ocsptool(pki: Pki, leaf: str, url: str, *, nonce=True) -> ClientResult:
@@ -521,8 +578,10 @@ def make_nss_db(pki: Pki, dbdir: Path) -> str:
 
 
 # SEC_ERROR_REVOKED_CERTIFICATE. NSS libpkix reports an OCSP "unknown" with this code too,
-# so a vfychain verdict alone cannot tell revoked from unknown (the tests also check what
-# was served).
+# and names the root rather than the leaf ("CERT 2. interop-root ... ERROR -8180"), so a
+# vfychain verdict alone cannot tell revoked from unknown nor which certificate it is about:
+# the tests also check what was served (check_signed_response) and have `openssl ocsp
+# -respin` read the served answer (openssl_respin).
 NSS_ERRORS = {"-8180": "revoked"}
 
 

@@ -3,6 +3,7 @@ POST rules, limits, HTTP/1.0 and keep-alive, health, metrics and the request log
 from __future__ import annotations
 
 import base64
+import datetime
 import email.utils
 import hashlib
 import http.client
@@ -39,14 +40,19 @@ def responder(pki, tmp_path_factory):
 
 
 def request_for_serial(pki, serial: int) -> bytes:
+    return request_for_serials(pki, [serial])
+
+
+def request_for_serials(pki, serials) -> bytes:
+    """One request (SHA-1 CertIDs of the intermediate), one certificate per serial."""
     ca = x509.Certificate.load(_der(pki.intermediate.cert))
-    cert_id = ocsp.CertId({
+    cert_ids = [ocsp.CertId({
         "hash_algorithm": {"algorithm": "sha1", "parameters": core.Null()},
         "issuer_name_hash": hashlib.sha1(ca.subject.dump()).digest(),
         "issuer_key_hash": hashlib.sha1(ca.public_key["public_key"].contents[1:]).digest(),
         "serial_number": serial,
-    })
-    return ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": cert_id}]}}).dump()
+    }) for serial in serials]
+    return ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": cert_id} for cert_id in cert_ids]}}).dump()
 
 
 def _der(path) -> bytes:
@@ -136,6 +142,8 @@ def test_cache_headers_and_conditional_get(pki, responder):
     assert (status, body304) == (304, b"")
     assert headers304["ETag"] == etag
     assert responder.http(path, headers={"If-None-Match": '"other"'})[0] == 200
+    status, _headers, body304 = responder.http(path, headers={"If-None-Match": "*"})  # RFC 9110 §13.1.2
+    assert (status, body304) == (304, b"")
 
 
 @pytest.mark.parametrize("kind", ["nonce", "unknown serial", "two certificates"])
@@ -148,6 +156,22 @@ def test_signed_answers_not_kept_still_carry_caching_headers(pki, responder, kin
     status, headers, body = responder.http("/ocsp/" + quote(base64.b64encode(request).decode(), safe=""))
     assert status == 200 and ocsp.OCSPResponse.load(body)["response_status"].native == "successful"
     assert_rfc9919_caching_headers(headers, body)
+
+
+def test_more_certificates_than_max_request_certs_is_malformed(pki, responder):
+    """limits.max_request_certs (default 32): 33 CertIDs in one request are a
+    malformedRequest; 32 are answered, one SingleResponse each, in request order."""
+    serials = [int(pki.good.serial, 16), int(pki.revoked.serial, 16)] + list(range(0xDEAD00, 0xDEAD00 + 31))
+    assert len(serials) == 33
+    status, _headers, body = responder.http("/ocsp", data=request_for_serials(pki, serials), headers=OCSP_REQUEST)
+    assert status == 200 and ocsp.OCSPResponse.load(body)["response_status"].native == "malformed_request"
+    assert body == bytes.fromhex("30030a0101")  # unsigned, nothing else
+    status, _headers, body = responder.http("/ocsp", data=request_for_serials(pki, serials[:32]), headers=OCSP_REQUEST)
+    response = ocsp.OCSPResponse.load(body)
+    assert status == 200 and response["response_status"].native == "successful"
+    singles = response["response_bytes"]["response"].parsed["tbs_response_data"]["responses"]
+    assert [single["cert_id"]["serial_number"].native for single in singles] == serials[:32]
+    assert [single["cert_status"].name for single in singles] == ["good", "revoked"] + ["unknown"] * 30
 
 
 def test_error_answers_on_get_are_not_stored(responder):
@@ -390,6 +414,16 @@ def test_health_and_metrics(pki, responder):
     assert 'ocsp_request_duration_seconds_bucket{le="0.005",method="POST"}' in after
     assert 'ocsp_signings_total{issuer="intermediate",kind="presign"}' in after
     assert "ocsp_index_data_age_seconds{" in after
+
+    # The signer in service, as the operator is told it (docs/responder.md, Operations).
+    signer = x509.Certificate.load(_der(pki.signer.cert))
+    not_after = signer["tbs_certificate"]["validity"]["not_after"].native
+    issuer = report["issuers"]["intermediate"]
+    assert issuer["ok"] is True
+    assert int(issuer["signer_serial"], 16) == signer.serial_number and issuer["signer_serial"] == pki.signer.serial
+    assert datetime.datetime.fromisoformat(issuer["signer_not_after"]) == not_after
+    assert value(after, 'ocsp_signer_not_after_timestamp_seconds{issuer="intermediate"}') == not_after.timestamp()
+    assert value(after, 'ocsp_issuer_healthy{issuer="intermediate"}') == 1
 
 
 def test_one_json_log_line_per_request(pki, responder):

@@ -112,16 +112,19 @@ def test_newly_issued_certificate_becomes_good(pki_copy, start_responder):
 def test_corrupt_index_keeps_last_good_data_and_turns_health_red(pki_copy, start_responder):
     responder = start_responder(pki_copy)
     assert responder.health()[0] == 200
+    assert 'ocsp_issuer_healthy{issuer="intermediate"} 1.0' in responder.metrics()
     index = pki_copy.intermediate.index
     good_content = index.read_bytes()
     index.write_bytes(good_content + b"R\tgarbage line without the right fields\n")
     status, report = wait_for(lambda: unhealthy(responder), timeout=3)
     assert status == 503 and "line 5" in report["issuers"]["intermediate"]["error"]
+    assert report["issuers"]["intermediate"]["ok"] is False
     # Last good data still served.
     assert cert_status(responder, ocsp_request_der(pki_copy, pki_copy.revoked, nonce=False)) == "revoked"
     assert cert_status(responder, ocsp_request_der(pki_copy, pki_copy.good, nonce=False)) == "good"
     metrics = responder.metrics()
     assert 'ocsp_index_load_error{issuer="intermediate"} 1.0' in metrics
+    assert 'ocsp_issuer_healthy{issuer="intermediate"} 0.0' in metrics
     assert re.search(r'ocsp_index_reloads_total\{issuer="intermediate",result="error"\} [1-9]', metrics)
     assert any(r.get("msg", "").startswith("index not loaded") for r in responder.log_records())
 
@@ -130,6 +133,41 @@ def test_corrupt_index_keeps_last_good_data_and_turns_health_red(pki_copy, start
     assert responder.health()[0] == 503
     index.write_bytes(good_content)
     assert wait_for(lambda: responder.health()[0] == 200, timeout=3)
+    assert 'ocsp_issuer_healthy{issuer="intermediate"} 1.0' in responder.metrics()
+
+
+def revoked_info(responder, request: bytes):
+    """The RevokedInfo of the single answer (asn1crypto, from the bytes on the wire)."""
+    body = responder.http("/", data=request, headers=OCSP_REQUEST)[2]
+    single = ocsp.OCSPResponse.load(body)["response_bytes"]["response"].parsed["tbs_response_data"]["responses"][0]
+    assert single["cert_status"].name == "revoked", single["cert_status"].name
+    return single["cert_status"].chosen
+
+
+def test_revocation_reason_absent_or_on_hold_as_openssl_ca_wrote_it(pki_copy, start_responder):
+    """docs/responder.md, Status: a revocation without a reason has no revocationReason;
+    ``holdInstruction`` (``openssl ca -crl_hold``) is answered certificateHold."""
+    responder = start_responder(pki_copy)
+    plain, held = pki_copy.good, pki_copy.leaves["other"]
+    pki_copy.intermediate.ca("-revoke", str(plain.cert.resolve()))  # no -crl_reason
+    pki_copy.intermediate.ca("-revoke", str(held.cert.resolve()), "-crl_hold", "holdInstructionReject")
+    lines = {line.split("\t")[3]: line.split("\t")[2] for line in pki_copy.intermediate.index.read_text().splitlines()}
+    assert re.fullmatch(r"\d{12}Z", lines[plain.serial]), lines[plain.serial]  # what openssl ca wrote
+    assert lines[held.serial].endswith("Z,holdInstruction,holdInstructionReject"), lines[held.serial]
+    requests = {leaf.serial: ocsp_request_der(pki_copy, leaf, nonce=False) for leaf in (plain, held)}
+    assert wait_for(lambda: all(cert_status(responder, r) == "revoked" for r in requests.values()), timeout=3)
+
+    # Pre-signed answers (no nonce), read from the DER.
+    info = revoked_info(responder, requests[plain.serial])
+    assert info.contents == info["revocation_time"].dump()  # RevokedInfo holds the time and nothing else
+    assert revoked_info(responder, requests[held.serial])["revocation_reason"].native == "certificate_hold"
+    # Answers signed for a nonce, read and verified by openssl.
+    result = openssl_ocsp(pki_copy, responder.url, plain)
+    assert "Response verify OK" in result.stdout + result.stderr
+    assert f"{plain.cert}: revoked" in result.stdout and "Reason:" not in result.stdout, result.stdout
+    result = openssl_ocsp(pki_copy, responder.url, held)
+    assert "Response verify OK" in result.stdout + result.stderr
+    assert f"{held.cert}: revoked" in result.stdout and "Reason: certificateHold" in result.stdout, result.stdout
 
 
 def test_sighup_forces_reload(pki_copy, start_responder):

@@ -138,6 +138,19 @@ def test_walker_and_full_parser_agree(name):
     assert outcome(protocol.parse_request, der) == outcome(protocol._full_parse, der)
 
 
+def test_more_certificates_than_the_limit_are_malformed():
+    """limits.max_request_certs: one certificate over the limit is a malformedRequest,
+    whichever parser reads the request; the limit itself is answered."""
+    der = CASES["nine certs"]
+    with pytest.raises(protocol.MalformedRequest, match=r"9 certificates in one request \(limit 8\)"):
+        protocol.parse_request(der, 8)
+    with pytest.raises(protocol.MalformedRequest):
+        protocol.RequestParser(8).parse(der)
+    assert outcome(protocol._full_parse, der) == "malformed"
+    for parsed in (protocol.parse_request(der, 9), protocol.RequestParser(9).parse(der)):
+        assert [cert.serial for cert in parsed.certs] == list(range(9))
+
+
 def test_a_critical_nonce_is_echoed_without_its_flag():
     """RFC 6960 §4.4: response extensions SHOULD NOT be critical; the octets stay the client's."""
     octets = core.OctetString(os.urandom(16)).dump()

@@ -60,19 +60,21 @@ def test_utctime_century_rule(text):
 
 @pytest.mark.parametrize("data,message", [
     (b"V\t271205141456Z\t\t1000\tunknown\t/CN=x", "not terminated"),
-    (b"V\t271205141456Z\t\t1000\tunknown\n", "line 1: expected 6 tab-separated fields"),
-    (b"X\t271205141456Z\t\t1000\tunknown\t/CN=x\n", "unknown status"),
-    (b"V\t271205141456Z\t\tXYZ\tunknown\t/CN=x\n", "line 1"),
-    (b"R\t271205141456Z\t\t1000\tunknown\t/CN=x\n", "bad time"),
-    (b"R\t271205141456Z\t2613Z\t1000\tunknown\t/CN=x\n", "bad time"),
-    (b"R\t271205141456Z\t261325141457Z\t1000\tunknown\t/CN=x\n", "bad time"),
-    (b"R\t271205141456Z\t261125141457Z,notAReason\t1000\tunknown\t/CN=x\n", "unknown revocation reason"),
-    (b"V\t271205141456Z\t261125141457Z\t1000\tunknown\t/CN=x\n", "revocation field set"),
-    (b"V\t271205141456Z\t\t1000\tunknown\t/CN=\xff\n", "not UTF-8"),
+    (b"V\t271205141456Z\t\t1000\tunknown\n", "line 8: expected 6 tab-separated fields"),
+    (b"X\t271205141456Z\t\t1000\tunknown\t/CN=x\n", "line 8: unknown status"),
+    (b"V\t271205141456Z\t\tXYZ\tunknown\t/CN=x\n", "line 8: invalid literal"),
+    (b"R\t271205141456Z\t\t1000\tunknown\t/CN=x\n", "line 8: bad time"),
+    (b"R\t271205141456Z\t2613Z\t1000\tunknown\t/CN=x\n", "line 8: bad time"),
+    (b"R\t271205141456Z\t261325141457Z\t1000\tunknown\t/CN=x\n", "line 8: bad time"),
+    (b"R\t271205141456Z\t261125141457Z,notAReason\t1000\tunknown\t/CN=x\n", "line 8: unknown revocation reason"),
+    (b"V\t271205141456Z\t261125141457Z\t1000\tunknown\t/CN=x\n", "line 8: revocation field set"),
+    (b"V\t271205141456Z\t\t1000\tunknown\t/CN=\xff\n", "not UTF-8 at byte %d" % (len(INDEX) + 34)),
 ])
 def test_corrupt_index_rejected_as_a_whole(data, message):
+    """A bad line after seven good ones (INDEX) rejects the whole file, and the error
+    names that line."""
     with pytest.raises(IndexFormatError, match=message):
-        parse_index(INDEX.encode() * 0 + data)
+        parse_index(INDEX.encode() + data)
 
 
 def test_changed_serials():
