@@ -28,11 +28,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_demo(out_dir: Path, port: int, results: Path) -> tuple[subprocess.CompletedProcess, dict]:
+def run_demo(out_dir: Path, port: int, results: Path, args=()) -> tuple[subprocess.CompletedProcess, dict]:
     results.unlink(missing_ok=True)
     env = ansible_env(str(results))
     env["PKIOPS_DEMO_DIR"] = str(out_dir)
-    proc = subprocess.run([str(ROOT / "scripts" / "demo.sh"), "-e", f"demo_ocsp_port={port}"],
+    proc = subprocess.run([str(ROOT / "scripts" / "demo.sh"), "-e", f"demo_ocsp_port={port}", *args],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     by_task = {}
     if results.exists():
@@ -96,6 +96,14 @@ def test_demo_runs_twice_good_then_revoked(tmp_path):
     assert "secretpassword" not in (out / "responder" / "responder.log").read_text()
     assert oct((out / "responder" / "signer.passphrase").stat().st_mode & 0o777) == "0o600"
 
+    # Check mode after a run: predicts the retirement of the compromised key and changes nothing.
+    index_before = (inter / "index.txt").read_bytes()
+    proc, by_task = run_demo(out, port, tmp_path / "results.jsonl", args=["--check"])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert by_task["Retire the key of a server certificate revoked by an earlier run"]["result"]["changed"] is True
+    assert (inter / "private" / "test.example.com.key.pem").exists()
+    assert (inter / "index.txt").read_bytes() == index_before
+
     # Second run: the CA is left alone, a fresh server certificate tells the story again,
     # for a new key (the old one was revoked for keyCompromise).
     compromised_key = (inter / "private" / "test.example.com.key.pem").read_bytes()
@@ -112,3 +120,11 @@ def test_demo_runs_twice_good_then_revoked(tmp_path):
     assert index_entry(inter / "index.txt", first_serial)[0] == "R"
     assert index_entry(inter / "index.txt", second_serial)[0] == "R"
     assert len(re.findall(r"^R\t", (inter / "index.txt").read_text(), re.M)) == 2
+
+
+def test_demo_check_mode_on_a_fresh_directory_writes_nothing(tmp_path):
+    out = tmp_path / "demo"
+    proc, by_task = run_demo(out, free_port(), tmp_path / "results.jsonl", args=["--check"])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert by_task["Create the OCSP signing pair (AES-256 encrypted key, as in the guide)"]["result"]["skip_reason"] == "Conditional result was False"
+    assert not out.exists()

@@ -7,8 +7,13 @@ URLs go into the certificates) and are left out with --limit: the responder play
 systemd and runs in the molecule scenario."""
 from __future__ import annotations
 
+import grp
 import re
+import shutil
+import socket
 import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -172,3 +177,120 @@ def test_revoke_refuses_bad_arguments(fleet, site_runs, extra, message):
     assert run.rc != 0
     assert message.lower() in run.output.lower()
     assert index_lines(fleet) == before
+
+
+# --- defects found in review: the tests below run last (they add to the CA's index) ---
+
+def play_as(fleet, name, inventory, limit, extra=None, args=()):
+    return run_playbook(ROOT / "playbooks" / name, inventory=str(inventory),
+                        extra_vars=dict(fleet["extra"], **(extra or {})), args=["--limit", limit, *args])
+
+
+def test_site_refuses_a_new_root_under_an_existing_intermediate(fleet, site_runs, tmp_path):
+    """The root directory moved away (e.g. offline) without pki_root_ca_offline: a new root
+    with the same subject would re-sign the intermediate and every chain would change."""
+    ca = fleet["base"] / "ca"
+    inter = ca / "intermediate" / "certs"
+    before = {p.name: p.read_bytes() for p in (inter / "ca.cert.pem", inter / "ca-chain.cert.pem")}
+    index_before = index_lines(fleet)
+    (ca / "root").rename(tmp_path / "root")
+    try:
+        run = play_as(fleet, "site.yml", fleet["inventory"], "ca")
+        assert not (ca / "root").exists()
+    finally:
+        if (ca / "root").exists():
+            shutil.rmtree(ca / "root")
+        (tmp_path / "root").rename(ca / "root")
+    assert run.rc != 0
+    assert f"the intermediate CA exists but the root CA at {ca / 'root'} is missing" in run.output
+    assert "pki_root_ca_offline: true" in run.output
+    assert {p: (inter / p).read_bytes() for p in before} == before
+    assert index_lines(fleet) == index_before
+
+
+def responder_inventory(fleet, tmp_path):
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    inventory = {"all": {"children": {
+        "pki_ca": {"hosts": {"ca": local}},
+        "ocsp_responders": {"hosts": {"responder1": local}},
+    }}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return path
+
+
+# The responder role is stopped by its own input check before it touches this machine
+# (no account, no install, no systemd): the play fails right after the signer tasks, as
+# a rotation fails when the deployment breaks.
+STOP_THE_ROLE = {"ocsp_responder_health_timeout": "not-a-number", "ocsp_responder_group": "daemon"}
+
+
+def test_site_opens_the_missing_parents_of_a_custom_config_dir(fleet, site_runs, tmp_path):
+    config_dir = tmp_path / "srv" / "pki" / "ocsp"
+    run = play_as(fleet, "site.yml", responder_inventory(fleet, tmp_path), "responder1",
+                  dict(STOP_THE_ROLE, ocsp_responder_config_dir=str(config_dir)))
+    assert run.rc != 0 and "ocsp_responder_health_timeout" in run.output, run.output[-3000:]
+    assert (config_dir / "issuers" / "intermediate" / "signer.key.pem").exists()
+    # The service account must be able to walk down to its configuration directory.
+    for parent in (tmp_path / "srv", tmp_path / "srv" / "pki"):
+        assert oct(parent.stat().st_mode & 0o777) == "0o755", parent
+    # The signer directory itself stays closed to others.
+    assert oct((config_dir / "issuers" / "intermediate").stat().st_mode & 0o777) == "0o750"
+
+
+def test_rotation_with_a_new_key_leaves_it_readable_by_the_service_group(fleet, site_runs, tmp_path):
+    config_dir = tmp_path / "etc-ocsp"
+    inventory = responder_inventory(fleet, tmp_path)
+    extra = dict(STOP_THE_ROLE, ocsp_responder_config_dir=str(config_dir), pki_ocsp_signer_new_key=True)
+    run = play_as(fleet, "rotate_signer.yml", inventory, "ca,responder1", extra)
+    assert run.rc != 0 and "ocsp_responder_health_timeout" in run.output, run.output[-3000:]
+    key = config_dir / "issuers" / "intermediate" / "signer.key.pem"
+    assert run.task("Put the new key in service")["changed"] is True
+    assert not key.with_name("signer.key.pem.next").exists()
+    stat = key.stat()
+    assert (stat.st_uid, grp.getgrgid(stat.st_gid).gr_name, oct(stat.st_mode & 0o777)) == (0, "daemon", "0o640")
+
+    # Check mode predicts the key only and leaves the one in service alone.
+    before = key.read_bytes()
+    check = play_as(fleet, "rotate_signer.yml", inventory, "ca,responder1", extra, args=["--check"])
+    assert key.read_bytes() == before
+    assert not key.with_name("signer.key.pem.next").exists()
+    assert "Make the new key readable by the responder's service group" in [e["task"] for e in check.results]
+
+
+def test_wait_signer_served_finds_the_venv_under_the_install_dir(fleet, site_runs, tmp_path):
+    """The role puts the venv in <ocsp_responder_install_dir>/venv: the wait must use it."""
+    install_dir = tmp_path / "responder"
+    (install_dir / "venv" / "bin").mkdir(parents=True)
+    (install_dir / "venv" / "bin" / "python").symlink_to(sys.executable)
+    signer_dir = tmp_path / "issuer"
+    signer_dir.mkdir()
+    inter = fleet["base"] / "ca" / "intermediate" / "certs"
+    shutil.copy(inter / "ca.cert.pem", signer_dir / "ca.cert.pem")
+    shutil.copy(inter / "client1.cert.pem", signer_dir / "signer.cert.pem")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+
+    def wait(install, retries):
+        return run_playbook([{
+            "hosts": "localhost", "gather_facts": False,
+            "vars": {"pki_ocsp_health_address": f"127.0.0.1:{closed_port}", "pki_ocsp_signer_dir": str(signer_dir),
+                     "ocsp_responder_install_dir": str(install), "pki_responder_wait_retries": retries},
+            "tasks": [{"name": "wait", "ansible.builtin.import_tasks": str(ROOT / "playbooks/tasks/wait_signer_served.yml")}],
+        }])
+
+    run = wait(install_dir, 1)
+    assert run.rc != 0
+    result = run.task("Wait until the responder signs with the certificate on disk")
+    # The script ran (with the venv's python) and found no responder.
+    assert result["rc"] == 1 and "no answer" in result["stdout"], result
+    assert f"the responder at 127.0.0.1:{closed_port} does not sign with" in run.output
+
+    # No virtualenv there: not retried (waiting would not cure it), and said so.
+    run = wait(tmp_path / "elsewhere", 3)
+    assert run.rc != 0
+    result = run.task("Wait until the responder signs with the certificate on disk")
+    assert result["rc"] == 127 and result.get("attempts", 1) == 1, result
+    assert f"cannot run {tmp_path / 'elsewhere'}/venv/bin/python" in run.output
+    assert "set ocsp_responder_install_dir" in run.output
