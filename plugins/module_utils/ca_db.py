@@ -21,18 +21,26 @@ import re
 import secrets
 from dataclasses import dataclass, replace
 
-from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import CADirectory, CAError
+from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import (
+    CADirectory,
+    CAError,
+    load_certificate_bytes,
+)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import (
     atomic_write,
     remove_stale_temp_files,
 )
 
+from ansible_collections.pkiops.ocsp.plugins.module_utils.keys import public_key_der
+
 try:
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 except ImportError:  # the modules report it through ca_dir.HAS_CRYPTOGRAPHY
     x509 = None
     serialization = None
+    UnsupportedAlgorithm = ValueError
 
 UTC = datetime.timezone.utc
 
@@ -522,6 +530,44 @@ class CADatabase:
     def newcert_path(self, serial):
         return os.path.join(self.ca_dir.newcerts_dir, serial_to_hex(serial) + ".pem")
 
+    def archived_certificate(self, serial):
+        """The certificate newcerts/<HEX>.pem holds, or None when there is no readable one.
+
+        ``openssl ca`` writes its text dump before the PEM there; PEM, with or without that
+        dump, and DER are read.
+        """
+        path = self.newcert_path(serial)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, "rb") as handle:
+                return load_certificate_bytes(handle.read(), path)
+        except (OSError, CAError):
+            return None
+
+    def entries_certifying_key(self, entries, public_key, known=None):
+        """Which of ``entries`` certify ``public_key`` (a public or private key), by their
+        certificates in newcerts/ (the only place the database keeps a certificate's key).
+
+        ``known``: {serial: certificate} already at hand, used instead of newcerts/.
+        Returns (matching entries, entries without a readable certificate in newcerts/),
+        both in index order.
+        """
+        wanted = public_key_der(public_key)
+        known = known or {}
+        matching, unreadable = [], []
+        for entry in entries:
+            cert = known.get(entry.serial) or self.archived_certificate(entry.serial)
+            try:
+                key = public_key_der(cert.public_key()) if cert is not None else None
+            except (ValueError, UnsupportedAlgorithm):  # a key type cryptography cannot load
+                key = None
+            if key is None:
+                unreadable.append(entry)
+            elif key == wanted:
+                matching.append(entry)
+        return matching, unreadable
+
     # -- writing ------------------------------------------------------------------------
     def _write_entries(self, entries):
         text = format_index(entries)
@@ -632,16 +678,26 @@ class CADatabase:
         not even take the lock (creating the lock file would be a write, and a reader
         always sees a complete index anyway).
         """
+        before, after, _others = self.update_with_related(serial, transition, check_mode=check_mode)
+        return before, after
+
+    def update_with_related(self, serial, transition, related=None, check_mode=False):
+        """update(), plus the changes ``related(entries, before, after)`` derives from it, in
+        the same single write under the same lock (so an entry issued meanwhile is seen).
+
+        ``related`` returns [(entry, new entry)] for other entries of the index (unchanged
+        ones are ignored); it must not make an entry valid (no unique_subject check here).
+        Returns (before, after, [(before, after)] of the changed others).
+        """
         serial = int(serial)
         guard = contextlib.nullcontext() if check_mode else self.locked()
         with guard:
             entries = self.entries()
-            for position, entry in enumerate(entries):
-                if entry.serial == serial:
-                    break
-            else:
+            positions = dict((entry.serial, position) for position, entry in enumerate(entries))
+            if serial not in positions:
                 raise CAError("serial %s (%d) is not in %s"
                               % (serial_to_hex(serial), serial, self.ca_dir.index_path))
+            entry = entries[positions[serial]]
             after = transition(entry)
             if after.status == STATUS_VALID and entry.status != STATUS_VALID:
                 clash = self.unique_subject_clash(entries, after.subject, serial)
@@ -651,10 +707,17 @@ class CADatabase:
                         "load the database: revoke %s first or set unique_subject = no"
                         % (self.unique_subject_clash_message(clash, after.subject), entry.serial_hex,
                            clash.serial_hex))
-            if after != entry and not check_mode:
-                entries[position] = after
+            changes = [(entry, after)] if after != entry else []
+            others = []
+            for other, other_after in (related(entries, entry, after) if related is not None else []):
+                if other_after != other and other.serial != serial:
+                    others.append((other, other_after))
+            changes += others
+            if changes and not check_mode:
+                for old, new in changes:
+                    entries[positions[old.serial]] = new
                 self._write_entries(entries)
-            return entry, after
+            return entry, after, others
 
     def revoke(self, serial, reason=None, revoked_at=None, invalidity_date=None, hold_instruction=None,
                check_mode=False):

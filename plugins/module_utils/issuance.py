@@ -519,34 +519,25 @@ class CertificateIssuance:
         if ca_dir is None or not ca_dir.has_database():
             return
         db = CADatabase(ca_dir)
-        wanted = keylib.public_key_der(public_key)
-        for entry in db.entries():
-            if not entry.is_revoked or entry.reason not in COMPROMISE_REASONS:
-                continue
-            if existing is not None and existing.serial_number == entry.serial \
-                    and existing.issuer == issuer.subject:
-                revoked = existing
-            else:
-                newcert = db.newcert_path(entry.serial)
-                if not os.path.isfile(newcert):
-                    continue
-                try:
-                    revoked = load_certificate(read_file(newcert, 'issued certificate'), newcert)
-                except CertificateError:
-                    continue
-            if keylib.public_key_der(revoked.public_key()) != wanted:
-                continue
-            what = 'the key of serial %s was revoked for %s in %s' % (
-                entry.serial_hex, entry.reason, ca_dir.index_path)
-            if self.profile.is_ca:
-                raise IssuanceError('%s: it is never certified again; a CA whose key is compromised is '
-                                    'replaced by a new CA: create a new CA directory (another ca_dir) with a '
-                                    'new key' % what)
-            if key_path:
-                raise IssuanceError('%s: it is never certified again; move privatekey_path %s away to '
-                                    'generate a new key' % (what, key_path))
-            raise IssuanceError('%s: it is never certified again; the CSR is for that key: generate a new '
-                                'key and CSR' % what)
+        compromised = [entry for entry in db.entries()
+                       if entry.is_revoked and entry.reason in COMPROMISE_REASONS]
+        known = {}
+        if existing is not None and existing.issuer == issuer.subject:
+            known[existing.serial_number] = existing
+        matching, _unreadable = db.entries_certifying_key(compromised, public_key, known)
+        if not matching:
+            return
+        what = 'the key of serial %s was revoked for %s in %s' % (
+            matching[0].serial_hex, matching[0].reason, ca_dir.index_path)
+        if self.profile.is_ca:
+            raise IssuanceError('%s: it is never certified again; a CA whose key is compromised is '
+                                'replaced by a new CA: create a new CA directory (another ca_dir) with a '
+                                'new key' % what)
+        if key_path:
+            raise IssuanceError('%s: it is never certified again; move privatekey_path %s away to '
+                                'generate a new key' % (what, key_path))
+        raise IssuanceError('%s: it is never certified again; the CSR is for that key: generate a new '
+                            'key and CSR' % what)
 
     def _check_path_is_not_a_key(self, cert_path):
         """A certificate written to path must not replace a private key or the CSR it is for."""

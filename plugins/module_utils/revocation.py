@@ -11,6 +11,7 @@ import re
 from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
     CADatabase,
     HOLD_INSTRUCTIONS,
+    STATUS_EXPIRED,
     format_asn1_time,
     openssl_oneline_subject,
     parse_asn1_time,
@@ -144,11 +145,17 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
+def _revoked_summary(entry):
+    return dict(serial_number=entry.serial, serial_hex=entry.serial_hex, subject=entry.subject,
+                status_before=entry.status)
+
+
 class Revocation:
     """One ca_revoke request against one CA directory."""
 
     def __init__(self, issuer_dir, serial_number=None, cert_path=None, cert_content=None, reason=None,
-                 revocation_date=None, invalidity_date=None, hold_instruction=None, state="revoked"):
+                 revocation_date=None, invalidity_date=None, hold_instruction=None, state="revoked",
+                 all_certificates_of_key=False):
         self.ca_dir = CADirectory(issuer_dir)
         self.db = CADatabase(self.ca_dir)
         self.state = state
@@ -156,11 +163,16 @@ class Revocation:
         self.revocation_date = parse_time_option("revocation_date", revocation_date)
         self.invalidity_date = parse_time_option("invalidity_date", invalidity_date)
         self.hold_instruction = normalize_hold_instruction(hold_instruction)
+        self.all_certificates_of_key = all_certificates_of_key
         if state == "active" and (reason or revocation_date or invalidity_date or hold_instruction):
             raise CAError("state=active lifts a certificateHold; reason, revocation_date, "
                           "invalidity_date and hold_instruction only apply to state=revoked")
+        if state == "active" and all_certificates_of_key:
+            raise CAError("all_certificates_of_key only applies to state=revoked: state=active lifts the hold "
+                          "of the one certificate selected")
         self.ca_dir.require_database()
         self.cert = None
+        self.warnings = []
         if serial_number is not None:
             self.serial = parse_serial_option(serial_number)
         else:
@@ -193,10 +205,59 @@ class Revocation:
         return revoked_entry(entry, self.reason, self.revocation_date, self.invalidity_date,
                              self.hold_instruction)
 
+    def _selected_certificate(self, entry):
+        """The selected certificate, whose key the other certificates are compared with; None
+        when it was selected by serial and newcerts/ holds no copy of it."""
+        if self.cert is not None:
+            return self.cert
+        cert = self.db.archived_certificate(entry.serial)
+        if cert is None or cert.serial_number != entry.serial:
+            return None
+        return cert
+
+    def _same_key(self, entries, before, after):
+        """[(entry, revoked entry)] for every other still valid certificate of the selected key,
+        revoked with the reason and dates the selected certificate has after the task."""
+        cert = self._selected_certificate(before)
+        if cert is None:
+            # the selected certificate is revoked all the same: a missing copy must not block that
+            self.warnings.append(
+                "all_certificates_of_key: %s holds no certificate with serial %s, so its key is unknown and "
+                "no other certificate was searched: run again with the certificate given by path or content"
+                % (self.db.newcert_path(before.serial), before.serial_hex))
+            return []
+        candidates = [entry for entry in entries if entry.serial != before.serial and (
+            entry.is_on_hold or (entry.status != STATUS_EXPIRED and not entry.is_revoked))]
+        matching, unreadable = self.db.entries_certifying_key(candidates, cert.public_key())
+        held = [entry for entry in matching if entry.is_on_hold]
+        matching = [entry for entry in matching if not entry.is_on_hold]
+        unreadable = [entry for entry in unreadable if not entry.is_on_hold]
+        if held:
+            self.warnings.append(
+                "serial(s) %s of the same key are on hold (certificateHold) and were left so: revoke them by "
+                "serial_number with the reason they need" % ", ".join(entry.serial_hex for entry in held))
+        if unreadable:
+            self.warnings.append(
+                "%d valid certificate(s) of %s have no readable copy in %s, so their keys were not compared "
+                "(serials %s): revoke them by serial_number if they certify the same key"
+                % (len(unreadable), self.ca_dir.index_path, self.ca_dir.newcerts_dir,
+                   ", ".join(entry.serial_hex for entry in unreadable)))
+        if self.revocation_date is not None:
+            revoked_at = self.revocation_date
+        elif after.is_revoked and not before.is_revoked:
+            revoked_at = after.revoked_at  # revoked in this run: the same date for all of them
+        else:
+            revoked_at = utcnow()
+        return [(entry, revoked_entry(entry, after.reason, revoked_at, after.invalidity_date,
+                                      after.hold_instruction))
+                for entry in matching]
+
     def run(self, check_mode=False):
-        before, after = self.db.update(self.serial, self._transition, check_mode=check_mode)
+        related = self._same_key if self.all_certificates_of_key else None
+        before, after, others = self.db.update_with_related(self.serial, self._transition, related,
+                                                            check_mode=check_mode)
         result = dict(
-            changed=before != after,
+            changed=before != after or bool(others),
             serial_number=self.serial,
             serial_hex=serial_to_hex(self.serial),
             serial_colon_hex=serial_to_colon_hex(self.serial),
@@ -209,8 +270,14 @@ class Revocation:
             invalidity_date=_iso(after.invalidity_date),
             hold_instruction=after.hold_instruction,
             index_path=self.ca_dir.index_path,
+            also_revoked=[_revoked_summary(other) for other, _other_after in others],
         )
-        diff = dict(before=entry_summary(before), after=entry_summary(after),
-                    before_header="%s (serial %s)" % (self.ca_dir.index_path, serial_to_hex(self.serial)),
-                    after_header="%s (serial %s)" % (self.ca_dir.index_path, serial_to_hex(self.serial)))
+        header = "%s (serial %s)" % (self.ca_dir.index_path, serial_to_hex(self.serial))
+        if others:
+            header = "%s (serial %s and %d other certificate(s) of its key)" % (
+                self.ca_dir.index_path, serial_to_hex(self.serial), len(others))
+        changes = [(before, after)] + others
+        diff = dict(before="\n".join(entry_summary(old) for old, _new in changes),
+                    after="\n".join(entry_summary(new) for _old, new in changes),
+                    before_header=header, after_header=header)
         return result, diff

@@ -33,10 +33,12 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Computes the new entry and every failure; writes nothing.
+    details:
+      - Computes the new entries (with O(all_certificates_of_key), those of the other certificates too)
+        and every failure; writes nothing.
   diff_mode:
     support: full
-    details: Shows the index entry before and after.
+    details: Shows the index entries before and after.
   platform:
     platforms: posix
 options:
@@ -107,6 +109,27 @@ options:
       - One of V(holdInstructionNone), V(holdInstructionCallIssuer), V(holdInstructionReject)
         or a dotted OID.
     type: str
+  all_certificates_of_key:
+    description:
+      - Also revoke every other certificate of this CA that certifies the same public key as the
+        selected one and is still valid (C(V) in C(index.txt), or released from hold), with the
+        reason, revocation date, invalidity date and hold instruction the selected certificate has
+        after the task. Meant for O(reason=keyCompromise) and O(reason=CACompromise), so that a compromised
+        key is revoked with all its certificates (older ones issued before a renewal with other names, say).
+      - The other certificates are found through their copies in the CA's C(newcerts/) archive
+        (C(<SERIAL>.pem), as C(openssl ca) and M(pkiops.ocsp.ca_cert) write them; the text dump that
+        C(openssl ca) puts before the PEM is fine). A valid certificate whose copy is missing or
+        unreadable cannot be compared and is left valid; the task warns with its serial, so it can be
+        revoked by O(serial_number). Certificates of the key that are on hold or expired are left as
+        they are.
+      - The selected certificate's key is read from O(path) or O(content), or for O(serial_number) from its
+        copy in C(newcerts/). When there is no such copy, the selected certificate is revoked all the same
+        and the task warns that no other certificate was searched.
+      - All changes are one write of C(index.txt) under its lock; check and diff mode show all of them.
+        Revoked certificates are listed in RV(also_revoked).
+      - Only with O(state=revoked).
+    type: bool
+    default: false
   state:
     description:
       - V(revoked) revokes the certificate.
@@ -136,6 +159,18 @@ EXAMPLES = r"""
     path: /root/ca/intermediate/certs/test.example.com.cert.pem
     reason: keyCompromise
     invalidity_date: "2026-01-30T00:00:00Z"
+
+- name: Revoke a leaked key with every valid certificate of it (older ones too)
+  pkiops.ocsp.ca_revoke:
+    issuer_dir: /root/ca/intermediate
+    path: /root/ca/intermediate/certs/test.example.com.cert.pem
+    reason: keyCompromise
+    all_certificates_of_key: true
+  register: revocation
+
+- name: Show the other certificates of that key that were revoked
+  ansible.builtin.debug:
+    msg: "{{ revocation.also_revoked | map(attribute='serial_hex') | list }}"
 
 - name: Revoke by serial (hex as printed in index.txt needs the 0x prefix)
   pkiops.ocsp.ca_revoke:
@@ -219,6 +254,32 @@ hold_instruction:
   returned: success
   type: str
   sample: holdInstructionReject
+also_revoked:
+  description:
+    - The other certificates of the same key revoked by this task (what would be revoked, in check
+      mode), with O(all_certificates_of_key=true); they get the reason and dates of RV(reason),
+      RV(revocation_date) and RV(invalidity_date). Empty when there are none or the option is off.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - serial_number: 4098
+      serial_hex: "1002"
+      subject: /C=GB/O=Alice Ltd/CN=old.example.com
+      status_before: V
+  contains:
+    serial_number:
+      description: Serial number of the certificate.
+      type: int
+    serial_hex:
+      description: The serial as C(index.txt) and C(newcerts/) spell it.
+      type: str
+    subject:
+      description: Subject of the certificate as recorded in C(index.txt).
+      type: str
+    status_before:
+      description: Database status before the task (V, or R for a certificate released from hold).
+      type: str
 index_path:
   description: The database that was read (and written when changed).
   returned: success
@@ -249,6 +310,7 @@ def main():
             invalidity_date=dict(type="str"),
             hold_instruction=dict(type="str"),
             state=dict(type="str", choices=["revoked", "active"], default="revoked"),
+            all_certificates_of_key=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("serial_number", "path", "content")],
         required_one_of=[("serial_number", "path", "content")],
@@ -262,10 +324,13 @@ def main():
             params["issuer_dir"], serial_number=params["serial_number"], cert_path=params["path"],
             cert_content=params["content"], reason=params["reason"],
             revocation_date=params["revocation_date"], invalidity_date=params["invalidity_date"],
-            hold_instruction=params["hold_instruction"], state=params["state"])
+            hold_instruction=params["hold_instruction"], state=params["state"],
+            all_certificates_of_key=params["all_certificates_of_key"])
         result, diff = revocation.run(check_mode=module.check_mode)
     except CAError as exc:
         module.fail_json(msg=str(exc))
+    for warning in revocation.warnings:
+        module.warn(warning)
     if module._diff:
         result["diff"] = diff
     module.exit_json(**result)

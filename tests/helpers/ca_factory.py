@@ -149,9 +149,10 @@ def openssl_status(cnf: Path, serial_hex: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def crl_serials(cnf: Path, out: Path) -> dict[int, str]:
+def crl_serials(cnf: Path, out: Path, passphrase: str | None = None) -> dict[int, str]:
     """Generate a CRL with `openssl ca -gencrl`; return {serial: reason text or ''}."""
-    openssl("ca", "-config", cnf, "-gencrl", "-out", out)
+    openssl("ca", "-config", cnf, "-gencrl", "-out", out,
+            *(["-passin", f"pass:{passphrase}"] if passphrase is not None else []))
     text = openssl("crl", "-in", out, "-noout", "-text").stdout
     revoked: dict[int, str] = {}
     current = None

@@ -9,8 +9,11 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.helpers.ansible_run import run_playbook
 from tests.helpers.ca_factory import ApiCA, OpensslCA, crl_serials, name, openssl, openssl_status
+from tests.integration.pki_fixtures import (  # noqa: F401 pylint: disable=unused-import
+    INTER_PASS, base_pki, pki)
 
-from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import serial_to_colon_hex, serial_to_hex
+from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
+    CADatabase, serial_to_colon_hex, serial_to_hex)
 
 
 def play(*tasks, check=False, diff=False):
@@ -246,3 +249,116 @@ def test_end_to_end_with_ca_cert(tmp_path):
     assert openssl("verify", "-CAfile", chain, server).returncode == 0  # fine without revocation data
     verdict = openssl("verify", "-crl_check_all", "-CRLfile", both, "-CAfile", chain, server, check=False)
     assert verdict.returncode != 0 and "certificate revoked" in verdict.stdout + verdict.stderr
+
+
+# ---- all_certificates_of_key: a compromised key is revoked with every certificate of it -----
+
+def test_all_certificates_of_key_revokes_the_older_certificate_of_the_key(pki, tmp_path):
+    """ca_cert issues two certificates for one key (a renewal with another SAN) and one for
+    another key; revoking the newer one for keyCompromise revokes both, in one write."""
+    issue = [
+        {"name": "old", "pkiops.ocsp.ca_cert": pki.leaf("www", path=str(pki.base / "www-old.cert.pem"))},
+        {"name": "new", "pkiops.ocsp.ca_cert": pki.leaf(
+            "www", path=str(pki.base / "www-new.cert.pem"),
+            subject_alt_name=["DNS:www.example.com", "DNS:api.example.com"])},
+        {"name": "other", "pkiops.ocsp.ca_cert": pki.leaf("other")},
+    ]
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": issue}])
+    assert run.rc == 0, run.output
+    old, new, other = (run.task(task)["serial_number"] for task in ("old", "new", "other"))
+    assert len({old, new, other}) == 3
+    args = {"issuer_dir": str(pki.inter), "path": str(pki.base / "www-new.cert.pem"), "reason": "keyCompromise",
+            "invalidity_date": "2026-01-02T03:04:05Z", "all_certificates_of_key": True}
+    index = pki.inter / "index.txt"
+    before = snapshot(index)
+
+    checked = ok(play(("check", args), check=True, diff=True), "check")
+    assert checked["changed"] is True and checked["serial_number"] == new
+    assert [(o["serial_number"], o["serial_hex"], o["status_before"]) for o in checked["also_revoked"]] == \
+        [(old, serial_to_hex(old), "V")]
+    assert checked["also_revoked"][0]["subject"].endswith("/CN=www.example.com")
+    for serial in (old, new):
+        assert "serial: %s\nsubject: /O=Alice Ltd/CN=www.example.com\nstatus: R\n" % serial_to_hex(serial) \
+            in checked["diff"]["after"]
+    assert checked["diff"]["after"].count("reason: keyCompromise") == 2
+    assert snapshot(index) == before  # check mode writes nothing
+
+    out = play(("revoke", args), ("again", args))
+    revoked = ok(out, "revoke")
+    assert revoked["changed"] is True and [o["serial_number"] for o in revoked["also_revoked"]] == [old]
+    again = ok(out, "again")
+    assert again["changed"] is False and again["also_revoked"] == []
+    db = CADatabase(str(pki.inter))
+    entries = {serial: db.find(serial) for serial in (old, new, other)}
+    for serial in (old, new):
+        entry = entries[serial]
+        assert (entry.status, entry.reason) == ("R", "keyCompromise")
+        assert entry.revoked_at == entries[new].revoked_at
+        assert entry.invalidity_date.isoformat() == "2026-01-02T03:04:05+00:00"
+    assert entries[other].status == "V"
+    # openssl, reading the same directory, lists both
+    assert crl_serials(pki.inter / "openssl.cnf", tmp_path / "crl.pem", INTER_PASS) == \
+        {old: "Key Compromise", new: "Key Compromise"}
+
+
+def _issue_with_text(oca, key, cn):
+    """openssl ca without -notext: newcerts/ gets openssl's text dump before the PEM."""
+    csr, out = oca.path / "csr" / f"{cn}.csr.pem", oca.path / "certs" / f"{cn}.cert.pem"
+    openssl("req", "-new", "-key", key, "-subj", f"/C=GB/O=Alice Ltd/CN={cn}", "-out", csr, "-config", oca.cnf)
+    oca.ca("-batch", "-extensions", "leaf", "-in", csr, "-out", out)
+    serial = oca.serial_of(out)
+    assert (oca.path / "newcerts" / f"{serial_to_hex(serial)}.pem").read_bytes().startswith(b"Certificate:")
+    return serial
+
+
+def test_all_certificates_of_key_finds_certificates_issued_by_openssl_ca(tmp_path):
+    """newcerts/ copies written by openssl ca itself (text dump + PEM) are read, also for the
+    certificate selected by serial; a held certificate of the key and a valid certificate
+    without a newcerts/ copy are left alone and named in warnings."""
+    oca = OpensslCA(tmp_path / "oca")
+    key = tmp_path / "leaked.key.pem"
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    old = _issue_with_text(oca, key, "old.example.com")
+    held = _issue_with_text(oca, key, "held.example.com")
+    oca.ca("-revoke", oca.path / "certs" / "held.example.com.cert.pem", "-crl_reason", "certificateHold")
+    current = _issue_with_text(oca, key, "current.example.com")
+    stranger = oca.serial_of(oca.issue("/C=GB/O=Alice Ltd/CN=stranger.example.com"))
+    orphan = oca.serial_of(oca.issue("/C=GB/O=Alice Ltd/CN=orphan.example.com"))
+    (oca.path / "newcerts" / f"{serial_to_hex(orphan)}.pem").unlink()
+    args = {"issuer_dir": str(oca.path), "serial_number": "0x" + serial_to_hex(current), "reason": "keyCompromise",
+            "all_certificates_of_key": True}
+    result = ok(play(("revoke", args)), "revoke")
+    assert result["changed"] is True and [o["serial_number"] for o in result["also_revoked"]] == [old]
+    warnings = " ".join(result.get("warnings", []))
+    assert serial_to_hex(orphan) in warnings and "no readable copy" in warnings, result
+    assert serial_to_hex(held) in warnings and "on hold" in warnings, result
+    assert serial_to_hex(stranger) not in warnings
+    assert crl_serials(oca.cnf, tmp_path / "crl.pem") == {
+        old: "Key Compromise", current: "Key Compromise", held: "Certificate Hold"}
+    for serial in (stranger, orphan):
+        assert "Valid (V)" in openssl_status(oca.cnf, serial_to_hex(serial))
+
+
+def test_all_certificates_of_key_only_with_state_revoked(ca):
+    cert = ca.issue("selected")
+    ca.issue("bystander")
+    before = snapshot(ca.dir.index_path)
+    args = {"issuer_dir": ca.dir.path, "serial_number": cert.serial_number, "state": "active",
+            "all_certificates_of_key": True}
+    for checked in (True, False):
+        failed(play(("active", args), check=checked), "active",
+               "all_certificates_of_key only applies to state=revoked")
+        assert snapshot(ca.dir.index_path) == before
+
+
+def test_all_certificates_of_key_without_the_selected_copy_still_revokes_it(ca):
+    """By serial_number the key comes from newcerts/: without that copy the selected
+    certificate is revoked all the same (a compromise is never blocked), with a warning."""
+    cert = ca.issue("selected")
+    bystander = ca.issue("bystander")
+    (Path(ca.dir.newcerts_dir) / f"{serial_to_hex(cert.serial_number)}.pem").unlink()
+    result = ok(play(("revoke", {"issuer_dir": ca.dir.path, "serial_number": cert.serial_number,
+                                 "reason": "keyCompromise", "all_certificates_of_key": True})), "revoke")
+    assert result["changed"] is True and result["status_after"] == "R" and result["also_revoked"] == []
+    assert "its key is unknown and no other certificate was searched" in " ".join(result.get("warnings", []))
+    assert ca.db.find(bystander.serial_number).status == "V"

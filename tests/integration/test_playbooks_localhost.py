@@ -164,6 +164,31 @@ def test_revoke_by_host_then_by_serial(fleet, site_runs):
     assert len(revoked) == 3 and int(serial, 16) in revoked and int(serial2, 16) in revoked
 
 
+def test_revoke_key_compromise_revokes_the_older_certificate_of_the_key(fleet, site_runs, tmp_path):
+    """An older certificate of client5's key (another name, its copy in newcerts/) is revoked
+    with the current one, and the debug message names it."""
+    older = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [{
+        "name": "older", "pkiops.ocsp.ca_cert": {
+            "profile": "server", "issuer_dir": str(fleet["base"] / "ca" / "intermediate"),
+            "issuer_passphrase": PASSPHRASES["pki_intermediate_ca_passphrase"],
+            "csr_path": str(fleet["base"] / "clients" / "client5" / "client5.csr.pem"),
+            "path": str(tmp_path / "client5-old.cert.pem"), "subject": {"CN": "client5-old"},
+            "subject_alt_name": ["DNS:client5-old"]}}]}])
+    assert older.rc == 0, older.output
+    serial = older.task("older")["serial_number"]
+    run = play(fleet, "revoke.yml", {"revoke_host": "client5", "revoke_reason": "keyCompromise"})
+    assert run.rc == 0, run.output[-5000:]
+    result = run.task("Revoke the certificate")
+    assert [o["serial_number"] for o in result["also_revoked"]] == [serial]
+    assert "other certificates of the key revoked now: %s" % result["also_revoked"][0]["serial_hex"] \
+        in run.task("Show the revocation")["msg"]
+    entry = [f for f in index_lines(fleet) if int(f[3], 16) == serial][0]
+    assert entry[0] == "R" and entry[2].endswith(",keyCompromise")
+    again = play(fleet, "revoke.yml", {"revoke_host": "client5", "revoke_reason": "keyCompromise"})
+    assert again.rc == 0 and again.task("Revoke the certificate")["changed"] is False
+    assert "other certificates of the key revoked now: none" in again.task("Show the revocation")["msg"]
+
+
 @pytest.mark.parametrize("extra, message", [
     ({}, "give exactly one of"),
     ({"revoke_host": "client4", "revoke_serial": "0x10"}, "give exactly one of"),
