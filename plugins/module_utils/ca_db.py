@@ -466,6 +466,7 @@ class CADatabase:
         self._lock_fd = None
         self._lock_depth = 0
         self._parsed = None  # (index text, entries): big indexes are parsed once per change
+        self._ca_subject_cache = None
 
     # -- locking ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -531,7 +532,9 @@ class CADatabase:
         return os.path.join(self.ca_dir.newcerts_dir, serial_to_hex(serial) + ".pem")
 
     def archived_certificate(self, serial):
-        """The certificate newcerts/<HEX>.pem holds, or None when there is no readable one.
+        """The certificate newcerts/<HEX>.pem holds, or None when there is no readable one or
+        the file holds another certificate: another serial (a misnamed copy) or another
+        issuer (a new_certs_dir shared with another CA that counts the same serials).
 
         ``openssl ca`` writes its text dump before the PEM there; PEM, with or without that
         dump, and DER are read.
@@ -541,9 +544,20 @@ class CADatabase:
             return None
         try:
             with open(path, "rb") as handle:
-                return load_certificate_bytes(handle.read(), path)
+                cert = load_certificate_bytes(handle.read(), path)
         except (OSError, CAError):
             return None
+        if cert.serial_number != serial or cert.issuer != self._ca_subject():
+            return None
+        return cert
+
+    def _ca_subject(self):
+        if self._ca_subject_cache is None:
+            try:
+                self._ca_subject_cache = self.ca_dir.load_certificate().subject
+            except (OSError, CAError):
+                self._ca_subject_cache = False  # no CA certificate to compare with: nothing matches
+        return self._ca_subject_cache
 
     def entries_certifying_key(self, entries, public_key, known=None):
         """Which of ``entries`` certify ``public_key`` (a public or private key), by their
@@ -553,7 +567,10 @@ class CADatabase:
         Returns (matching entries, entries without a readable certificate in newcerts/),
         both in index order.
         """
-        wanted = public_key_der(public_key)
+        try:
+            wanted = public_key_der(public_key)
+        except (ValueError, UnsupportedAlgorithm):
+            return [], list(entries)
         known = known or {}
         matching, unreadable = [], []
         for entry in entries:

@@ -358,7 +358,8 @@ class CertificateIssuance:
                 reason = self._revocation_reason(issuer.ca_dir, existing)
 
         if reason is not None:
-            self._check_key_not_compromised(issuer, public_key, existing, key_path)
+            self._key_to_certify = (issuer, public_key, existing, key_path)
+            self._check_key_not_compromised(*self._key_to_certify)
         if reason is not None and not profile.self_signed:
             # Only a certificate about to be issued must fit the issuer (a valid existing one
             # stays untouched even when the issuer now expires before a full new validity).
@@ -653,6 +654,9 @@ class CertificateIssuance:
             db = own_db if self.profile.self_signed else CADatabase(issuer.ca_dir)
             builder = spec.builder(issuer.subject, issuer.public_key, self.now)
             with db.locked():
+                # Again under the lock: a revocation of this key for compromise may have been
+                # recorded since the check that decided to issue.
+                self._check_key_not_compromised(*self._key_to_certify)
                 serial = db.allocate_serial(self.params['serial_policy'])
                 cert = builder.serial_number(serial).sign(
                     private_key=issuer.private_key,

@@ -29,9 +29,10 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import (
 
 try:
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 except ImportError:
     x509 = None
+    UnsupportedAlgorithm = ValueError
 
 _OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 
@@ -205,30 +206,30 @@ class Revocation:
         return revoked_entry(entry, self.reason, self.revocation_date, self.invalidity_date,
                              self.hold_instruction)
 
-    def _selected_certificate(self, entry):
-        """The selected certificate, whose key the other certificates are compared with; None
-        when it was selected by serial and newcerts/ holds no copy of it."""
-        if self.cert is not None:
-            return self.cert
-        cert = self.db.archived_certificate(entry.serial)
-        if cert is None or cert.serial_number != entry.serial:
-            return None
-        return cert
+    def _selected_key(self, entry):
+        """(public key of the selected certificate, None) or (None, why it is unknown)."""
+        cert = self.cert if self.cert is not None else self.db.archived_certificate(entry.serial)
+        if cert is None:
+            return None, "%s holds no certificate with serial %s of this CA" % (
+                self.db.newcert_path(entry.serial), entry.serial_hex)
+        try:
+            return cert.public_key(), None
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            return None, "the key of serial %s cannot be read (%s)" % (entry.serial_hex, exc)
 
     def _same_key(self, entries, before, after):
         """[(entry, revoked entry)] for every other still valid certificate of the selected key,
         revoked with the reason and dates the selected certificate has after the task."""
-        cert = self._selected_certificate(before)
-        if cert is None:
-            # the selected certificate is revoked all the same: a missing copy must not block that
+        key, unknown = self._selected_key(before)
+        if key is None:
+            # the selected certificate is revoked all the same: an unknown key must not block that
             self.warnings.append(
-                "all_certificates_of_key: %s holds no certificate with serial %s, so its key is unknown and "
-                "no other certificate was searched: run again with the certificate given by path or content"
-                % (self.db.newcert_path(before.serial), before.serial_hex))
+                "all_certificates_of_key: %s, so no other certificate was searched: run again with the "
+                "certificate given by path or content, or revoke the others by serial_number" % unknown)
             return []
         candidates = [entry for entry in entries if entry.serial != before.serial and (
             entry.is_on_hold or (entry.status != STATUS_EXPIRED and not entry.is_revoked))]
-        matching, unreadable = self.db.entries_certifying_key(candidates, cert.public_key())
+        matching, unreadable = self.db.entries_certifying_key(candidates, key)
         held = [entry for entry in matching if entry.is_on_hold]
         matching = [entry for entry in matching if not entry.is_on_hold]
         unreadable = [entry for entry in unreadable if not entry.is_on_hold]
@@ -238,8 +239,9 @@ class Revocation:
                 "serial_number with the reason they need" % ", ".join(entry.serial_hex for entry in held))
         if unreadable:
             self.warnings.append(
-                "%d valid certificate(s) of %s have no readable copy in %s, so their keys were not compared "
-                "(serials %s): revoke them by serial_number if they certify the same key"
+                "%d valid certificate(s) of %s have no readable copy of their own in %s (missing, "
+                "unreadable, another serial or issuer inside, or a key type that cannot be loaded), so their "
+                "keys were not compared (serials %s): revoke them by serial_number if they certify the same key"
                 % (len(unreadable), self.ca_dir.index_path, self.ca_dir.newcerts_dir,
                    ", ".join(entry.serial_hex for entry in unreadable)))
         if self.revocation_date is not None:

@@ -113,18 +113,21 @@ options:
     description:
       - Also revoke every other certificate of this CA that certifies the same public key as the
         selected one and is still valid (C(V) in C(index.txt), or released from hold), with the
-        reason, revocation date, invalidity date and hold instruction the selected certificate has
-        after the task. Meant for O(reason=keyCompromise) and O(reason=CACompromise), so that a compromised
-        key is revoked with all its certificates (older ones issued before a renewal with other names, say).
+        reason, invalidity date and hold instruction the selected certificate has after the task.
+        Their revocation date is O(revocation_date) if given, else the selected certificate's when
+        this task revokes it, else the time of the task. Meant for O(reason=keyCompromise) and
+        O(reason=CACompromise), so that a compromised key is revoked with all its certificates (older
+        ones issued before a renewal with other names, say).
       - The other certificates are found through their copies in the CA's C(newcerts/) archive
         (C(<SERIAL>.pem), as C(openssl ca) and M(pkiops.ocsp.ca_cert) write them; the text dump that
-        C(openssl ca) puts before the PEM is fine). A valid certificate whose copy is missing or
-        unreadable cannot be compared and is left valid; the task warns with its serial, so it can be
-        revoked by O(serial_number). Certificates of the key that are on hold or expired are left as
-        they are.
+        C(openssl ca) puts before the PEM is fine). A copy counts only if it holds that serial and was
+        issued by this CA. A valid certificate whose copy is missing, unreadable or not its own cannot
+        be compared and is left valid; the task warns with its serial, so it can be revoked by
+        O(serial_number). Certificates of the key that are on hold, or marked expired (C(E)), are left
+        as they are.
       - The selected certificate's key is read from O(path) or O(content), or for O(serial_number) from its
-        copy in C(newcerts/). When there is no such copy, the selected certificate is revoked all the same
-        and the task warns that no other certificate was searched.
+        copy in C(newcerts/). When there is no such copy, or its key type cannot be loaded, the selected
+        certificate is revoked all the same and the task warns that no other certificate was searched.
       - All changes are one write of C(index.txt) under its lock; check and diff mode show all of them.
         Revoked certificates are listed in RV(also_revoked).
       - Only with O(state=revoked).

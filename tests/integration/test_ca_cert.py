@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.helpers.ansible_run import run_playbook
+from tests.helpers.ansible_run import ROOT, run_playbook
 from tests.integration.pki_fixtures import (  # noqa: F401 pylint: disable=unused-import
     INTER_PASS, ROOT_PASS, Pki, base_pki, file_mode, index_lines, intermediate_args, openssl,
     pki, root_args, run_module, snapshot, task_result, x509_text)
@@ -331,6 +334,58 @@ def test_key_revoked_for_compromise_is_never_certified_again(pki):
         assert result["failed"] and "revoked for CACompromise" in result["msg"], (check, result)
         assert "create a new CA directory" in result["msg"], result
     assert snapshot(pki.base) == before
+
+
+# ca_cert run as a plain process (AnsibleModule reads its arguments from the file in argv[1]),
+# held between the compromised-key check that decided to issue and the locked write.
+HELD_AFTER_CHECK = """
+import os, time
+from pathlib import Path
+from ansible_collections.pkiops.ocsp.plugins.module_utils import issuance
+from ansible_collections.pkiops.ocsp.plugins.modules import ca_cert
+checked, go = Path(os.environ["HELD_CHECKED"]), Path(os.environ["HELD_GO"])
+check = issuance.CertificateIssuance._check_key_not_compromised
+def held(self, *args):
+    check(self, *args)
+    if not checked.exists():
+        checked.touch()
+        deadline = time.monotonic() + 60
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+issuance.CertificateIssuance._check_key_not_compromised = held
+ca_cert.main()
+"""
+
+
+def test_key_revoked_while_issuing_is_not_certified(pki, tmp_path):
+    """The compromised-key check runs again under the CA's lock: a keyCompromise revocation
+    recorded between the decision and the write used to let the key be certified again."""
+    leaf = pki.leaf("racing")
+    issued = run_module("ca_cert", leaf)
+    assert not issued["failed"], issued
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": leaf | {"path": str(tmp_path / "renewed.cert.pem")}}))
+    checked, go = tmp_path / "checked", tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / ".cache" / "collections"), HELD_CHECKED=str(checked),
+               HELD_GO=str(go))
+    issuing = subprocess.Popen([sys.executable, "-c", HELD_AFTER_CHECK, str(args)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not checked.exists() and issuing.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checked.exists(), issuing.communicate()
+        revoked = run_module("ca_revoke", {"issuer_dir": str(pki.inter), "path": leaf["path"],
+                                           "reason": "keyCompromise"})
+        assert not revoked["failed"] and revoked["changed"], revoked
+    finally:
+        go.touch()
+        stdout, stderr = issuing.communicate(timeout=60)
+    result = json.loads(stdout)
+    assert result.get("failed"), result
+    assert "the key of serial %s was revoked for keyCompromise" % issued["serial_number_hex"] in result["msg"], result
+    assert not (tmp_path / "renewed.cert.pem").exists()
+    assert [line for line in index_lines(pki.inter) if line.startswith("V") and "racing" in line] == [], stderr
 
 
 def test_unwritable_path_directory_fails_before_signing(pki, tmp_path):
