@@ -294,6 +294,40 @@ def test_requests_arriving_together_are_all_signed_before_any_answer_leaves(pki,
     assert events == ["signed"] * 3 + ["answered good"] * 3
 
 
+def test_requests_arriving_together_are_parsed_before_any_is_signed(pki, tmp_path):
+    """Their signatures are then made back to back (RSA signatures interleaved with the
+    Python work of the next request cost more CPU, docs/benchmarks.md); a request cancelled
+    before its turn (its client gone) is not signed at all."""
+    events = []
+    responder = one_worker_responder(pki, 1)  # signing inline, on the event loop
+    record_signing(responder, lambda: events.append("signed"))
+    parse = responder._request_parser.parse  # pylint: disable=protected-access
+
+    def recording_parse(der):
+        events.append("parsed")
+        return parse(der)
+
+    responder._request_parser.parse = recording_parse  # pylint: disable=protected-access
+    requests = [ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path) for _request in range(4)]
+
+    async def together():
+        answers = await asyncio.gather(*(responder.answer(der) for der in requests[:3]))
+        assert [answer.status for answer in answers] == ["good"] * 3
+        events.append("--")
+        tasks = [asyncio.create_task(responder.answer(der)) for der in requests[2:]]
+        await asyncio.sleep(0)  # both parsed and queued for signing, the signing not yet run
+        tasks[0].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(done[0], asyncio.CancelledError) and done[1].status == "good", done
+        assert responder._live_in_flight == 0  # pylint: disable=protected-access
+
+    try:
+        asyncio.run(together())
+    finally:
+        responder.close()
+    assert events == ["parsed"] * 3 + ["signed"] * 3 + ["--"] + ["parsed"] * 2 + ["signed"], events
+
+
 def test_requests_remembered_by_their_bytes_are_small_and_well_formed(pki, tmp_path):
     """The memos keyed by what a client sends (GET path -> DER, request DER -> cache key)
     keep only requests of the size real clients send whose answers are kept: a client

@@ -3,8 +3,8 @@
 A normal request (one certificate, no nonce or nonces ignored) is a dictionary lookup
 of a pre-signed response. A nonce (policy ``echo``), several certificates in one
 request, or a cache miss cost a live signature: RSA ones on a thread pool when a single
-worker must use every core (cryptography releases the GIL while signing), the others
-inline. Live signatures are bounded by ``limits.max_live_signings``: beyond it the
+worker must use every core (cryptography releases the GIL while signing), the others on
+the event loop, those of the requests that arrived together back to back. Live signatures are bounded by ``limits.max_live_signings``: beyond it the
 answer is ``tryLater`` rather than an ever-growing queue."""
 from __future__ import annotations
 
@@ -113,6 +113,7 @@ class Responder:
         self._by_cert_id: Dict[Tuple[str, bytes, bytes], Issuer] = {}
         self.cache = ResponseCache(config.cache_max_entries)
         self._live_in_flight = 0
+        self._to_sign: list = []  # (future, sign()'s arguments): live signatures of this turn
         cores = usable_cores()
         # One process on several cores: RSA signatures go to threads to use them all.
         self._live_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
@@ -265,18 +266,14 @@ class Responder:
             else:
                 # Fast keys, one process per core already, or a single core: the thread
                 # hand-off would cost more than it saves.
-                der_out, this_update, next_update, signer = self.sign(issuer, cert_ids, statuses, nonce_extension)
+                der_out, this_update, next_update, signer = await self._signed_in_turn(
+                    issuer, cert_ids, statuses, nonce_extension)
         except SignerExpired as exc:
             self._report_expired_signer(issuer, exc)
             return Answer(protocol.error_response(protocol.INTERNAL_ERROR), "internalError", issuer.name, serials,
                           nonce=nonce_extension is not None)
         finally:
             self._live_in_flight -= 1
-        # Yield once: the other requests that arrived with this one are signed before any
-        # answer is written, so the answers leave back to back. Written one per signature,
-        # each woke an idle client afresh, and the wake-up costs the writer kernel time
-        # (measured: 18 of 26 us of system time per live answer).
-        await asyncio.sleep(0)
         self._count_signing(issuer, "live")
         answer = Answer(der_out, status_text, issuer.name, serials, nonce=nonce_extension is not None,
                         signed=(this_update, next_update))
@@ -286,6 +283,30 @@ class Responder:
             self.cache.put(key, entry)
             answer.cacheable = entry
         return answer
+
+    def _signed_in_turn(self, issuer: Issuer, cert_ids: List[bytes], statuses,
+                        nonce_extension: Optional[bytes]) -> asyncio.Future:
+        """sign(), made with those of every request that reaches this point in the same turn of
+        the event loop: all of them are parsed first, then signed back to back, and their
+        answers leave together. Interleaved with the Python work of the next request, an RSA
+        signature cost more CPU (docs/benchmarks.md, run Y); answered one per signature, every
+        answer woke an idle client afresh, and that wake-up is kernel time of the writer."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._to_sign.append((future, issuer, cert_ids, statuses, nonce_extension))
+        if len(self._to_sign) == 1:
+            loop.call_soon(self._sign_queued)
+        return future
+
+    def _sign_queued(self) -> None:
+        queued, self._to_sign = self._to_sign, []
+        for future, issuer, cert_ids, statuses, nonce_extension in queued:
+            if future.cancelled():  # the request is gone: nobody to sign for
+                continue
+            try:
+                future.set_result(self.sign(issuer, cert_ids, statuses, nonce_extension))
+            except Exception as exc:  # pylint: disable=broad-except
+                future.set_exception(exc)  # raised in the request that asked (SignerExpired...)
 
     def _single_answer(self, cert_id_der: bytes, status) -> protocol.SingleAnswer:
         if status is None:
