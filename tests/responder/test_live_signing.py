@@ -328,6 +328,31 @@ def test_requests_arriving_together_are_parsed_before_any_is_signed(pki, tmp_pat
     assert events == ["parsed"] * 3 + ["signed"] * 3 + ["--"] + ["parsed"] * 2 + ["signed"], events
 
 
+def test_live_signing_goes_on_after_a_loop_ended_with_signatures_queued(pki, tmp_path):
+    """A request parsed and queued for signing in an event loop that then ended (tests run
+    several loops on one Responder) must not leave the next loop's requests waiting for a
+    signing turn that was never scheduled there."""
+    responder = one_worker_responder(pki, 1)
+    ended = asyncio.new_event_loop()
+    try:
+        task = ended.create_task(responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)))
+        ended.call_soon(ended.stop)  # one turn: the request is parsed and queued, not signed
+        ended.run_forever()
+        assert not task.done()
+        task.cancel()
+    finally:
+        ended.close()
+
+    async def answered():
+        return await asyncio.wait_for(responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)),
+                                      timeout=10)
+
+    try:
+        assert asyncio.run(answered()).status == "good"
+    finally:
+        responder.close()
+
+
 def test_requests_remembered_by_their_bytes_are_small_and_well_formed(pki, tmp_path):
     """The memos keyed by what a client sends (GET path -> DER, request DER -> cache key)
     keep only requests of the size real clients send whose answers are kept: a client

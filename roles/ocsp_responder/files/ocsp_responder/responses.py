@@ -114,6 +114,7 @@ class Responder:
         self.cache = ResponseCache(config.cache_max_entries)
         self._live_in_flight = 0
         self._to_sign: list = []  # (future, sign()'s arguments): live signatures of this turn
+        self._to_sign_loop = None
         cores = usable_cores()
         # One process on several cores: RSA signatures go to threads to use them all.
         self._live_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
@@ -293,15 +294,19 @@ class Responder:
         answer woke an idle client afresh, and that wake-up is kernel time of the writer."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        if not self._to_sign or self._to_sign_loop is not loop:
+            # The first of this turn (what another loop left, in tests, is not ours to sign).
+            self._to_sign, self._to_sign_loop = [], loop
+            loop.call_soon(self._sign_queued, loop)
         self._to_sign.append((future, issuer, cert_ids, statuses, nonce_extension))
-        if len(self._to_sign) == 1:
-            loop.call_soon(self._sign_queued)
         return future
 
-    def _sign_queued(self) -> None:
+    def _sign_queued(self, loop) -> None:
+        if self._to_sign_loop is not loop:
+            return  # a loop that ended with signatures queued, run again later
         queued, self._to_sign = self._to_sign, []
         for future, issuer, cert_ids, statuses, nonce_extension in queued:
-            if future.cancelled():  # the request is gone: nobody to sign for
+            if future.done():  # cancelled: the request is gone, nobody to sign for
                 continue
             try:
                 future.set_result(self.sign(issuer, cert_ids, statuses, nonce_extension))
