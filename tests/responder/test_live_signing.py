@@ -226,13 +226,13 @@ def test_nonce_answers_within_one_second_share_only_what_may_be_shared(pki_copy,
     assert [tbs["responses"][0]["cert_status"].name for tbs in data] == ["good", "good", "revoked", "revoked"]
 
 
-def one_worker_responder(pki, cores: int) -> Responder:
+def one_worker_responder(pki, cores: int, **overrides) -> Responder:
     """A one-worker Responder made while this process may use only its first ``cores``
     cores: it counts them when it is made (systemd CPUAffinity=, taskset)."""
     allowed = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, sorted(allowed)[:cores])
-        responder = Responder(config_from_dict(base_config(pki, workers=1)))
+        responder = Responder(config_from_dict(base_config(pki, workers=1, **overrides)))
     finally:
         os.sched_setaffinity(0, allowed)
     responder.load_indexes()
@@ -329,28 +329,43 @@ def test_requests_arriving_together_are_parsed_before_any_is_signed(pki, tmp_pat
 
 
 def test_live_signing_goes_on_after_a_loop_ended_with_signatures_queued(pki, tmp_path):
-    """A request parsed and queued for signing in an event loop that then ended (tests run
-    several loops on one Responder) must not leave the next loop's requests waiting for a
-    signing turn that was never scheduled there."""
+    """A request parsed and queued for signing in an event loop that then stopped (tests run
+    several loops on one Responder) must neither leave the next loop's requests waiting for a
+    signing turn never scheduled there nor be lost when its own loop runs again."""
     responder = one_worker_responder(pki, 1)
-    ended = asyncio.new_event_loop()
+    stopped = asyncio.new_event_loop()
     try:
-        task = ended.create_task(responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)))
-        ended.call_soon(ended.stop)  # one turn: the request is parsed and queued, not signed
-        ended.run_forever()
+        task = stopped.create_task(responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)))
+        stopped.call_soon(stopped.stop)  # one turn: the request is parsed and queued, not signed
+        stopped.run_forever()
         assert not task.done()
-        task.cancel()
-    finally:
-        ended.close()
 
-    async def answered():
-        return await asyncio.wait_for(responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)),
-                                      timeout=10)
+        async def answered():
+            return await asyncio.wait_for(
+                responder.answer(ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path)), timeout=10)
+
+        assert asyncio.run(answered()).status == "good"
+        assert stopped.run_until_complete(asyncio.wait_for(task, timeout=10)).status == "good"
+    finally:
+        stopped.close()
+        responder.close()
+
+
+def test_a_burst_signed_on_the_event_loop_is_answered_not_refused(pki, tmp_path):
+    """max_live_signings bounds the signing threads; signatures made on the event loop are
+    made in turn (nothing else runs meanwhile), so a burst larger than the bound arriving in
+    one turn is signed, as when each request was signed as it was parsed."""
+    responder = one_worker_responder(pki, 1, limits={"max_live_signings": 2})
+    requests = [ocsp_request_der(pki, pki.good, nonce=True, tmp=tmp_path) for _request in range(5)]
+
+    async def burst():
+        return await asyncio.gather(*(responder.answer(der) for der in requests))
 
     try:
-        assert asyncio.run(answered()).status == "good"
+        answers = asyncio.run(burst())
     finally:
         responder.close()
+    assert [answer.status for answer in answers] == ["good"] * 5
 
 
 def test_requests_remembered_by_their_bytes_are_small_and_well_formed(pki, tmp_path):

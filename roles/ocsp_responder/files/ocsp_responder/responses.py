@@ -258,23 +258,28 @@ class Responder:
         if self._live_in_flight >= config.limits.max_live_signings:
             return Answer(protocol.error_response(protocol.TRY_LATER), "tryLater", issuer.name, serials,
                           nonce=nonce_extension is not None)
-        self._live_in_flight += 1
+        cert_ids = [c.cert_id_der for c in request.certs]
         try:
-            cert_ids = [c.cert_id_der for c in request.certs]
             if issuer.signer.slow and self._live_pool is not None:
-                der_out, this_update, next_update, signer = await asyncio.get_running_loop().run_in_executor(
-                    self._live_pool, self.sign, issuer, cert_ids, statuses, nonce_extension)
+                self._live_in_flight += 1
+                try:
+                    der_out, this_update, next_update, signer = await asyncio.get_running_loop().run_in_executor(
+                        self._live_pool, self.sign, issuer, cert_ids, statuses, nonce_extension)
+                finally:
+                    self._live_in_flight -= 1
+                # Yield once: the answers signed meanwhile on the other threads leave with this one.
+                await asyncio.sleep(0)
             else:
                 # Fast keys, one process per core already, or a single core: the thread
-                # hand-off would cost more than it saves.
+                # hand-off would cost more than it saves. Not counted in _live_in_flight:
+                # the loop signs them in turn and does nothing else meanwhile, as when each
+                # was signed as it was parsed (a burst is answered, not told tryLater).
                 der_out, this_update, next_update, signer = await self._signed_in_turn(
                     issuer, cert_ids, statuses, nonce_extension)
         except SignerExpired as exc:
             self._report_expired_signer(issuer, exc)
             return Answer(protocol.error_response(protocol.INTERNAL_ERROR), "internalError", issuer.name, serials,
                           nonce=nonce_extension is not None)
-        finally:
-            self._live_in_flight -= 1
         self._count_signing(issuer, "live")
         answer = Answer(der_out, status_text, issuer.name, serials, nonce=nonce_extension is not None,
                         signed=(this_update, next_update))
@@ -295,16 +300,16 @@ class Responder:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not self._to_sign or self._to_sign_loop is not loop:
-            # The first of this turn (what another loop left, in tests, is not ours to sign).
+            # The first of this turn. A list another loop left (tests run several loops on
+            # one Responder) stays with that loop's callback, which signs it if it runs again.
             self._to_sign, self._to_sign_loop = [], loop
-            loop.call_soon(self._sign_queued, loop)
+            loop.call_soon(self._sign_queued, self._to_sign)
         self._to_sign.append((future, issuer, cert_ids, statuses, nonce_extension))
         return future
 
-    def _sign_queued(self, loop) -> None:
-        if self._to_sign_loop is not loop:
-            return  # a loop that ended with signatures queued, run again later
-        queued, self._to_sign = self._to_sign, []
+    def _sign_queued(self, queued: list) -> None:
+        if self._to_sign is queued:
+            self._to_sign = []
         for future, issuer, cert_ids, statuses, nonce_extension in queued:
             if future.done():  # cancelled: the request is gone, nobody to sign for
                 continue
