@@ -293,13 +293,18 @@ def run_one(server, mode: str, args, load, pki, workdir: Path, name: str, where:
         theirs.stop()
 
 
+def middle(values: list):
+    """The median sample (the upper one of an even count): a value that was measured."""
+    return sorted(values)[len(values) // 2]
+
+
 def median_run(samples: list) -> dict:
     """The median-throughput run; the CPU per request (user, system and both) is the median over all runs."""
     ordered = sorted(samples, key=lambda run: run["rps"])
     median = dict(ordered[len(ordered) // 2])
     median["all_rps"] = [run["rps"] for run in samples]
     for key in ("cpu_us_per_request", "user_us_per_request", "system_us_per_request"):
-        median[key] = sorted(run[key] for run in samples)[len(samples) // 2]
+        median[key] = middle([run[key] for run in samples])
     median["per_cpu_second"] = 1e6 / median["cpu_us_per_request"]
     return median
 
@@ -377,7 +382,7 @@ def calibrate_openssl(args, pki, load, workdir: Path, results: dict) -> None:
             rates[(multi, conns)].append(run["rps"])
     trials = []
     for (multi, conns), values in rates.items():
-        trials.append({"multi": multi, "connections": conns, "rps": sorted(values)[len(values) // 2],
+        trials.append({"multi": multi, "connections": conns, "rps": middle(values),
                        "all_rps": values})
         print(f"  -multi {multi:<3} -c{conns:<3} " + " ".join(f"{value:>7.0f}" for value in values) + " req/s")
     best = max(trials, key=lambda trial: min(trial["all_rps"]))
@@ -560,7 +565,7 @@ def measure(where: Arrangement, args, pki, load, workdir: Path) -> Tuple[dict, f
     for key in samples:
         runs[key] = median_run(samples[key])
         print(fmt_row(key, runs[key]) + "   " + " ".join(f"{run['rps']:.0f}" for run in samples[key]))
-    speed = sorted(speed_samples)[len(speed_samples) // 2]
+    speed = middle(speed_samples)
     print(f"openssl speed rsa2048 (median of the rounds, one core{' the servers run on' if where.server_cpus else ''}):"
           f" {speed:.0f} sign/s   rounds " + " ".join(f"{sample:.0f}" for sample in speed_samples))
     return runs, speed, speed_samples
@@ -634,7 +639,7 @@ def live_by_key_type(args, workdir: Path, where: Arrangement) -> Tuple[dict, lis
         finally:
             ours.stop()
         run = median_run(samples)
-        speed, in_library = sorted(speeds)[len(speeds) // 2], sorted(library)[len(library) // 2]
+        speed, in_library = middle(speeds), middle(library)
         run.update(openssl_speed_sign_per_s=speed, library_sign_per_s=in_library)
         results[key_type] = run
         print(fmt_row(f"ours nonce POST, {key_type} signer", run) + f"   openssl speed {speed:.0f}/s, "

@@ -3,9 +3,10 @@
 A normal request (one certificate, no nonce or nonces ignored) is a dictionary lookup
 of a pre-signed response. A nonce (policy ``echo``), several certificates in one
 request, or a cache miss cost a live signature: RSA ones on a thread pool when a single
-worker must use every core (cryptography releases the GIL while signing), the others on
-the event loop, those of the requests that arrived together back to back. Live signatures are bounded by ``limits.max_live_signings``: beyond it the
-answer is ``tryLater`` rather than an ever-growing queue."""
+worker must use every core (cryptography releases the GIL while signing), bounded by
+``limits.max_live_signings`` (beyond it the answer is ``tryLater`` rather than an
+ever-growing queue); the others on the event loop, those of the requests that arrived
+together back to back."""
 from __future__ import annotations
 
 import asyncio
