@@ -123,6 +123,34 @@ def test_responder_id_by_name(tmp_path, ca):
     assert response.responder_name == signer_cert.subject
 
 
+@pytest.mark.parametrize("nonce_length, extended_revoke", [(None, False), (16, False), (None, True), (128, True)],
+                         ids=["plain", "nonce", "extended-revoke", "both"])
+def test_response_extensions_and_lengths(tmp_path, ca, nonce_length, extended_revoke):
+    """build_response writes every length from sizes alone: each extension mix, one-octet
+    and long (0x81, 0x82) lengths inside, must decode and verify; a certificate list big
+    enough for 3-octet lengths (32 CertIDs) too."""
+    key = rsa.generate_private_key(65537, 2048)
+    signer, signer_cert = signer_for(tmp_path, ca, key)
+    nonce = bytes(range(nonce_length)) if nonce_length is not None else None
+    nonce_extension = None
+    if nonce is not None:  # Extension ::= SEQUENCE { extnID, extnValue OCTET STRING (nonce OCTET STRING) }
+        nonce_extension = protocol.sequence(bytes.fromhex("06092b0601050507300102"),
+                                            protocol.tlv(0x04, protocol.tlv(0x04, nonce)))
+    singles = [protocol.single_response(protocol.SingleAnswer(cert_id(ca, serial).cert_id_der, "good"), NOW, NOW)
+               for serial in range(1, 33)]
+    der = protocol.build_response(signer, protocol.tbs_head(signer, "key_hash", singles, NOW),
+                                  nonce_extension=nonce_extension, extended_revoke=extended_revoke)
+    response = ocsp.load_der_ocsp_response(der)  # strict DER: a length written long is refused
+    assert len(list(response.responses)) == 32 and response.certificates == [signer_cert]
+    expected = (["1.3.6.1.5.5.7.48.1.2"] if nonce is not None else []) + \
+        (["1.3.6.1.5.5.7.48.1.9"] if extended_revoke else [])
+    assert [extension.oid.dotted_string for extension in response.extensions] == expected
+    if nonce is not None:
+        assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+    signer_cert.public_key().verify(response.signature, response.tbs_response_bytes, padding.PKCS1v15(),
+                                    hashes.SHA256())
+
+
 def test_signer_without_eku_refused(tmp_path, ca):
     with pytest.raises(SignerError, match="OCSPSigning"):
         signer_for(tmp_path, ca, ec.generate_private_key(ec.SECP256R1()), eku=(ExtendedKeyUsageOID.SERVER_AUTH,))

@@ -119,6 +119,10 @@ class Signer:
     valid_from: float = 0.0   # the certificate's validity as POSIX seconds (thisUpdate/nextUpdate bounds)
     valid_until: float = 0.0
     ca_cert_der: bytes = b""  # the CA certificate it was checked against
+    certs_field: bytes = b""  # BasicOCSPResponse.certs: [0] EXPLICIT SEQUENCE OF Certificate, this one
+
+    def __post_init__(self):
+        self.certs_field = _explicit(0, tlv(0x30, self.cert_der))
 
     def responder_id(self, mode: str) -> bytes:
         return self.responder_id_by_name if mode == "name" else self.responder_id_by_key
