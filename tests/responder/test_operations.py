@@ -724,3 +724,58 @@ def test_a_log_reader_that_stops_reading_does_not_stop_the_service(pki, tmp_path
             pass
         os.close(read_end)
     assert b'"msg":"ready"' in output
+
+
+def process_alive(pid: int) -> bool:
+    """Running, not a zombie nobody reaped yet (an orphan's reaper may be slow or absent here)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_workers_end_when_the_master_is_killed(pki, start_responder):
+    """Without systemd's cgroup nobody else would stop them: a worker left behind would go on
+    serving old files on the port, beside the next instance."""
+    responder = start_responder(pki, workers=2, listen=[f"127.0.0.1:{free_port()}"])
+    assert wait_for(lambda: len(worker_pids(responder, 2)) == 2, timeout=10)
+    workers = worker_pids(responder, 2)
+    try:
+        responder.process.kill()
+        responder.process.wait(5)
+        assert wait_for(lambda: not [pid for pid in workers if process_alive(pid)], timeout=5)
+    finally:
+        for pid in workers:
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_replacement_worker_that_cannot_start_leaves_the_others_serving(pki_copy, start_responder, tmp_path):
+    """A worker restarted after a crash loads the files on disk; signer files that a SIGHUP
+    refused make its start fail. The workers still up keep serving with the signer in
+    service (the whole service used to stop), and the start is tried again until it works."""
+    pki = pki_copy
+    responder = start_responder(pki, workers=2, listen=[f"127.0.0.1:{free_port()}"], reload_interval=60)
+    started = time.monotonic()
+    assert wait_for(lambda: len(worker_pids(responder, 2)) == 2, timeout=10)
+    backup = Leaf("backup", tmp_path / "signer.cert.pem", tmp_path / "signer.key.pem", "")
+    put_in_place(pki.signer, backup)
+    put_in_place(renewed_signer(pki, new_key=True, extensions="ocsp_without_eku"), pki.signer)
+    responder.signal(signal.SIGHUP)
+    assert wait_for(lambda: len([r for r in responder.log_records() if "signer not reloaded" in r.get("msg", "")]) == 2,
+                    timeout=5), responder.logs()
+    time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))  # a first-generation worker dying younger stops all
+    os.kill(worker_pids(responder, 2)[0], signal.SIGKILL)
+    assert wait_for(lambda: "a replacement worker could not start" in responder.logs(), timeout=10), responder.logs()
+    assert responder.process.poll() is None
+    assert "lacks the OCSPSigning" in responder.logs()
+    request = ocsp_request_der(pki, pki.good, nonce=False)
+    assert {cert_status(responder, request) for _attempt in range(10)} == {"good"}
+    put_in_place(backup, pki.signer)
+    # Tried again 5 s after the failed start: the good files are back, so it starts.
+    assert wait_for(lambda: len([r for r in responder.log_records() if r.get("msg") == "ready"]) == 3, timeout=15), \
+        responder.logs()
+    assert len(worker_pids(responder, 2)) == 2 and responder.process.poll() is None
+    responder.signal(signal.SIGTERM)
+    assert responder.process.wait(20) == 0

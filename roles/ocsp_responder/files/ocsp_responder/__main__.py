@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
 import os
 import resource
@@ -27,6 +28,12 @@ from .logs import drain_logs, setup_logging, start_log_writer
 
 SHUTDOWN_GRACE = 10.0
 LISTEN_BACKLOG = 1024
+# A worker that dies younger than this never served: its start failed.
+WORKER_START_SECONDS = 5.0
+# A replacement worker that cannot start is tried again after this, doubling up to the maximum.
+RETRY_FIRST_SECONDS = 5.0
+RETRY_MAX_SECONDS = 60.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 log = logging.getLogger("ocsp_responder")
 
 
@@ -213,15 +220,28 @@ def run_worker(config: Config, reuse_port: bool, metrics_dir: Optional[str] = No
     return 0
 
 
+def end_with_master(master_pid: int) -> None:
+    """In a worker: SIGTERM (the graceful stop) when the master dies, SIGKILL included.
+    Under the role's unit systemd stops the whole cgroup anyway; started any other way, a
+    worker left behind would go on serving old files on the port, beside a new instance."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != master_pid:  # the master died before prctl took effect
+        os._exit(0)
+
+
 def run_master(config: Config) -> int:
     """Fork ``workers`` processes and supervise them."""
     # Where the workers publish their counters for each other (metrics.py).
     metrics_dir = tempfile.mkdtemp(prefix="ocsp-responder-metrics-")
-    children = {}
+    master_pid = os.getpid()
+    children = {}  # pid -> (start time, whether it replaces a worker that died)
     stopping = False
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
-    def spawn() -> None:
+    def spawn(replacement: bool = False) -> None:
         # Signals wait until the new worker is in `children` (so `forward` reaches it) and
         # has its own handlers instead of the master's `forward`.
         signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)  # returns after the handlers of earlier ones ran
@@ -232,6 +252,7 @@ def run_master(config: Config) -> int:
             if pid == 0:
                 code = 1
                 try:
+                    end_with_master(master_pid)
                     DeferredHup.install()
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                         signal.signal(sig, signal.SIG_DFL)
@@ -240,7 +261,7 @@ def run_master(config: Config) -> int:
                 finally:
                     drain_logs()
                     os._exit(code)
-            children[pid] = time.monotonic()
+            children[pid] = (time.monotonic(), replacement)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
 
@@ -256,34 +277,62 @@ def run_master(config: Config) -> int:
             except ProcessLookupError:
                 pass
 
+    def reap(deadline: Optional[float]):
+        """(pid, status) of the next worker to end, or (None, None) at ``deadline`` or on SIGTERM."""
+        if deadline is None:
+            return os.wait()
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG) if children else (0, 0)
+            if pid:
+                return pid, status
+            left = deadline - time.monotonic()
+            if left <= 0 or stopping:
+                return None, None
+            time.sleep(min(left, 0.2))
+
     for sig in forwarded:
         signal.signal(sig, forward)
     for _worker in range(config.workers):
         spawn()
     log.info("master started", extra={"fields": {"workers": list(children)}})
     exit_code = 0
+    retries = []  # when to try again to start a replacement that could not start
+    retry_delay = RETRY_FIRST_SECONDS
     try:
-        while children:
+        while children or (retries and not stopping):
             try:
-                pid, status = os.wait()
+                pid, status = reap(min(retries) if retries else None)
             except ChildProcessError:
                 break
-            except InterruptedError:
+            if pid is None:
+                retries.remove(min(retries))
+                spawn(replacement=True)
                 continue
-            started = children.pop(pid, None)
+            started, replacement = children.pop(pid, (None, False))
             if started is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
             if stopping:
                 continue
             log.error("worker exited", extra={"fields": {"pid": pid, "code": code}})
-            if time.monotonic() - started < 5:
-                # Dying right after start is a configuration problem, not a crash to retry.
+            if time.monotonic() - started >= WORKER_START_SECONDS:
+                retry_delay = RETRY_FIRST_SECONDS  # it had started: a crash, not a failed start
+                time.sleep(1)
+                spawn(replacement=True)
+            elif replacement and children:
+                # The files a worker loads at start may have changed since the service
+                # started (signer files a SIGHUP refused): the other workers still serve
+                # with what they loaded, so the service goes on and tries again later.
+                log.error("a replacement worker could not start; the other workers go on serving; trying "
+                          "again later", extra={"fields": {"serving": len(children), "workers": config.workers,
+                                                           "retry_seconds": retry_delay}})
+                retries.append(time.monotonic() + retry_delay)
+                retry_delay = min(RETRY_MAX_SECONDS, retry_delay * 2)
+            else:
+                # Dying right after start is a configuration problem, not a crash to retry;
+                # with no worker left there is nothing to keep serving.
                 exit_code = 1
                 forward(signal.SIGTERM, None)
-                continue
-            time.sleep(1)
-            spawn()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return exit_code
