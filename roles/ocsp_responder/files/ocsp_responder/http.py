@@ -15,8 +15,9 @@ from email.utils import formatdate
 from typing import NamedTuple, Optional
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+from aiohttp.http_exceptions import LineTooLong
 
 from . import protocol
 from .cache import SignedResponse
@@ -157,6 +158,27 @@ def _plain(status: int, text: str, **headers) -> web.Response:
     return web.Response(status=status, text=text + "\n", headers=headers)
 
 
+class _RequestHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler, with the status RFC 9112 §3 requires for a
+    request-target longer than we parse: 414 (URI Too Long), where aiohttp answers every
+    request its parser refuses with 400. The parser reports an over-long URL as LineTooLong
+    with the request-line limit; an over-long header field carries the field limit
+    (make_server keeps the two different)."""
+
+    def handle_error(self, request, status=500, exc=None, message=None):
+        if status == 400 and isinstance(exc, LineTooLong) and exc.args[1:2] == (self.max_line_size,):
+            exc.code = status = 414  # also what the log line says (logs.ClientErrorFilter)
+            message = "request target too long"
+        return super().handle_error(request, status, exc, message)
+
+
+class _Server(web.Server):
+    """web.Server making _RequestHandler connections."""
+
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _RequestHandler(self, loop=self._loop, **self._kwargs)
+
+
 class HttpFrontend:
     def __init__(self, config: Config, responder: Responder, metrics=None):
         self.config = config
@@ -186,13 +208,16 @@ class HttpFrontend:
     def make_server(self, handler=None, **kwargs) -> web.Server:
         """The OCSP server, or with ``handler`` another one on the same limits (metrics)."""
         limits = self.config.limits
-        return web.Server(
+        max_line_size = limits.max_get_path_bytes + 32
+        if max_line_size == MAX_HEADER_FIELD_BYTES:
+            max_line_size += 1  # _RequestHandler tells the two LineTooLong apart by their limit
+        return _Server(
             handler or self.handle,
             # aiohttp closes a connection that has not delivered a complete request
             # within keepalive_timeout of opening or of the previous response, which
             # is also what cuts off clients that dribble their headers.
             keepalive_timeout=limits.header_timeout,
-            max_line_size=limits.max_get_path_bytes + 32,
+            max_line_size=max_line_size,
             # OCSP clients send a few short headers. aiohttp keeps up to 32 pipelined
             # requests per connection parsed in memory: with its defaults (64 x 8 KB)
             # that was 16 MB a connection could hold, never given back to the system.
@@ -385,6 +410,9 @@ class HttpFrontend:
             return web.Response(body=answer.der, headers=headers)
         forms = http_forms(entry, time.time())
         if_none_match = request.headers.get("If-None-Match") if get else None
+        if if_none_match:
+            # One list, however many field lines it came in (RFC 9110 §5.3).
+            if_none_match = ",".join(request.headers.getall("If-None-Match"))
         if if_none_match and (if_none_match.strip() == "*" or entry.etag in
                               [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]):
             fields["not_modified"] = True
