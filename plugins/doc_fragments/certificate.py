@@ -21,6 +21,9 @@ options:
   path:
     description:
       - Where the certificate is written (PEM), on the host where the module runs.
+      - Refused when it is a file of a CA directory (its certificate, chain or key, C(index.txt),
+        C(serial), C(crlnumber), C(openssl.cnf), C(crl/ca.crl.pem), a copy in C(newcerts/)), a
+        private key, or O(privatekey_path)/O(csr_path).
     type: path
   csr_path:
     description:

@@ -139,6 +139,49 @@ def ca_directory_of_own_key(path):
     return _ca_directory_holding(path, "private", ("ca.key.pem",), "cert_path")
 
 
+# The files at the top of a CA directory that hold its state: the database and its
+# attributes, the serial and CRL number counters, the copies `openssl ca` keeps of them
+# (.old), our lock file and the generated openssl.cnf.
+DATABASE_FILES = ("index.txt", "index.txt.attr", "index.txt.old", "index.txt.attr.old",
+                  "index.txt.lock", "serial", "serial.old", "crlnumber", "crlnumber.old",
+                  "openssl.cnf")
+
+
+def ca_directory_of_database_file(path):
+    """The CADirectory whose database, serial, CRL number, openssl.cnf or CRL file ``path``
+    is (symlinks resolved), else None: a certificate or CSR written there would wipe the
+    records of every certificate the CA issued or revoked (or its counters)."""
+    parent, name = os.path.split(os.path.realpath(path))
+    if name in DATABASE_FILES:
+        ca_dir = CADirectory(parent)
+        return ca_dir if ca_dir.has_database() or os.path.isfile(ca_dir.key_path) else None
+    return _ca_directory_holding(path, "crl", ("ca.crl.pem",), "key_path")
+
+
+def ca_file_problem(path, written):
+    """Why writing ``written`` (a certificate, a CSR) to ``path`` would replace a file of a CA
+    directory (its certificate, chain, key, database files or an archived copy in newcerts/),
+    else None. Symlinks are resolved as the checks above do."""
+    owner = ca_directory_of_own_file(path)
+    if owner is not None:
+        return ("path %s is the CA certificate file of %s; a %s written there would replace that CA's "
+                "own: choose another path" % (path, owner.path, written))
+    owner = ca_directory_of_own_key(path)
+    if owner is not None:
+        return ("path %s is the private key of the CA %s; a %s written there would replace it: choose "
+                "another path" % (path, owner.path, written))
+    owner = ca_directory_of_database_file(path)
+    if owner is not None:
+        return ("path %s is a database file of the CA %s (index.txt, serial, crlnumber, openssl.cnf or its "
+                "CRL); a %s written there would destroy the CA's records: choose another path"
+                % (path, owner.path, written))
+    owner = ca_directory_of_archived_file(path)
+    if owner is not None:
+        return ("path %s is in %s, the archive of the certificates %s issued (openssl ca and ca_revoke "
+                "read it): give the %s a path of its own" % (path, owner.newcerts_dir, owner.path, written))
+    return None
+
+
 class CADirectory:
     """Paths of a CA directory plus the operations that only touch its files."""
 

@@ -301,9 +301,9 @@ class CertificateSpec:
         if self.valid_days is not None and self.valid_days < 1 and not_after_time is None:
             raise CertificateError('valid_days must be at least 1')
 
-    def extensions(self, issuer_public_key):
+    def extensions(self, issuer_public_key, issuer_key_identifier=None):
         return build_extensions(self.profile, self.public_key, issuer_public_key,
-                                self.extension_options)
+                                self.extension_options, issuer_key_identifier)
 
     def validity(self, now):
         start = now - BACKDATE
@@ -325,7 +325,8 @@ class CertificateSpec:
             return 'issued by a different issuer'
         wanted = dict((ext.oid.dotted_string, (ext, critical)) for ext, critical in
                       ((x509.Extension(value.oid, critical, value), critical)
-                       for value, critical in self.extensions(issuer.public_key)))
+                       for value, critical in self.extensions(issuer.public_key,
+                                                              getattr(issuer, 'key_identifier', None))))
         present = dict((ext.oid.dotted_string, ext) for ext in cert.extensions)
         if set(wanted) != set(present):
             return 'extensions differ (%s)' % ', '.join(sorted(
@@ -350,7 +351,7 @@ class CertificateSpec:
             return 'validity period differs'
         return None
 
-    def builder(self, issuer_subject, issuer_public_key, now):
+    def builder(self, issuer_subject, issuer_public_key, now, issuer_key_identifier=None):
         """An unsigned builder without serial: the serial is allocated under the CA lock."""
         start, end = self.validity(now)
         builder = (x509.CertificateBuilder()
@@ -359,7 +360,7 @@ class CertificateSpec:
                    .public_key(self.public_key)
                    .not_valid_before(start)
                    .not_valid_after(end))
-        for value, critical in self.extensions(issuer_public_key):
+        for value, critical in self.extensions(issuer_public_key, issuer_key_identifier):
             builder = builder.add_extension(value, critical=critical)
         return builder
 

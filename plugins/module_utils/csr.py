@@ -19,6 +19,7 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+    from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import ca_file_problem
     from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import (
         atomic_write, file_attributes_problem)
     IMPORT_ERROR = None
@@ -78,11 +79,13 @@ class CsrRequest:
             raise CsrError('%s; nothing was written' % problem)
         if csr_path and not os.path.isdir(os.path.dirname(os.path.abspath(csr_path))):
             raise CsrError('directory of path %s does not exist' % csr_path)
-        problem = csr_path and key_overwrite_problem(csr_path, 'CSR', [('privatekey_path', key_path)])
+        problem = csr_path and (ca_file_problem(csr_path, 'CSR') or
+                                key_overwrite_problem(csr_path, 'CSR', [('privatekey_path', key_path)]))
         if problem:
             raise CsrError(problem)
         if os.path.exists(key_path):
-            key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'))
+            key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'),
+                                               option='privatekey_passphrase')
             problem = spec.mismatch(key, params.get('privatekey_type') is not None)
             if problem:
                 raise CsrError('the existing private key %s %s; it is never replaced automatically: '
@@ -105,7 +108,7 @@ class CsrRequest:
                 why = self._differs(existing, key, subject, sans)
                 if why:
                     reasons.append(why)
-        if params['force'] and not reasons:
+        if params['force'] and csr_path and not reasons:  # without path there is nothing to rewrite
             reasons.append('force=true')
 
         wanted = {
@@ -134,7 +137,7 @@ class CsrRequest:
             if csr_path and (existing is None or reasons):
                 if params['backup'] and os.path.exists(csr_path):
                     self.result['backup_file'] = self.module.backup_local(csr_path)
-                atomic_write(csr_path, csr_pem, 0o644)
+                atomic_write(csr_path, csr_pem, None)  # a replaced CSR keeps its mode (0644 when new)
         self.result['csr'] = csr_pem.decode('ascii') if csr_pem else None
         if csr_path and os.path.exists(csr_path):
             file_args = self.module.load_file_common_arguments(params, path=csr_path)

@@ -18,15 +18,16 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.pkiops.ocsp.plugins.module_utils import keys as keylib
 from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
     CertificateError, CertificateSpec, DIGESTS, build_name, cert_pem, extension_or_none, key_overwrite_problem,
-    load_certificate, load_csr, not_after, not_before, parse_time, read_file, signing_hash, summary,
-    utcnow, asn1_time)
+    load_certificate, load_csr, load_pem_certificates, name_to_string, not_after, not_before, parse_time,
+    read_file, signature_verifies, signing_hash, summary, utcnow, asn1_time)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
     ExtensionOptions, ProfileError, check_ia5_uri, get_profile, general_names_to_strings)
 
 try:
     from cryptography import x509
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import (
-        CADirectory, CAError, ca_directory_of_archived_file, ca_directory_of_own_file, ca_directory_of_own_key)
+        CADirectory, CAError, ca_directory_of_archived_file, ca_directory_of_own_file, ca_directory_of_own_key,
+        ca_file_problem)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_db import (
         CADatabase, openssl_oneline_subject)
     from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import (
@@ -147,7 +148,7 @@ class Issuer:
                                 'issuer certificate %s' % ca_dir.cert_path)
         try:
             key = keylib.read_private_key_file(ca_dir.key_path, passphrase,
-                                               'issuer key %s' % ca_dir.key_path)
+                                               'issuer key %s' % ca_dir.key_path, 'issuer_passphrase')
         except keylib.PrivateKeyError as exc:
             raise IssuanceError(str(exc))
         if not keylib.same_public_key(key, cert.public_key()):
@@ -165,6 +166,13 @@ class Issuer:
         else:
             chain_pem = cert_pem(cert)
         return cls(cert.subject, key, cert, ca_dir, chain_pem)
+
+    @property
+    def key_identifier(self):
+        """The issuer certificate's subjectKeyIdentifier (None for a root being signed by itself
+        or an issuer without one): what the authority key identifier must say."""
+        ski = extension_or_none(self.cert, x509.SubjectKeyIdentifier) if self.cert else None
+        return ski.value.digest if ski is not None else None
 
     @property
     def path_length(self):
@@ -187,10 +195,55 @@ class Issuer:
             if path_length is not None and path_length >= issuer_limit:
                 raise IssuanceError('path length exceeded: path_length %d must be below the '
                                     'issuer\'s pathlen %s' % (path_length, issuer_limit))
+        if profile.is_ca:
+            self._check_ancestors_path_length(path_length or 0)
         if end > not_after(self.cert):
             raise IssuanceError('the certificate would be valid until %s, past the issuer\'s own '
                                 'expiry %s; shorten valid_days/not_after or renew the issuer'
                                 % (asn1_time(end), asn1_time(not_after(self.cert))))
+
+    def _ancestors(self):
+        """The issuer's own issuers, nearest first, as its chain file names them (found by
+        subject and signature, so the file's order does not matter)."""
+        try:
+            candidates = load_pem_certificates(self.chain_pem)
+        except CertificateError:
+            return []
+
+        def signed(cert, by):
+            try:
+                return signature_verifies(cert, by.public_key())
+            except Exception:  # pylint: disable=broad-except  # a key type cryptography cannot load
+                return False
+
+        ancestors, current = [], self.cert
+        while current is not None and current.issuer != current.subject and len(ancestors) < len(candidates):
+            parent = next((c for c in candidates if c.subject == current.issuer and c != current
+                           and signed(current, c)), None)
+            if parent is not None:
+                ancestors.append(parent)
+            current = parent
+        return ancestors
+
+    def _check_ancestors_path_length(self, path_length):
+        """RFC 5280 6.1.4 (m): a pathlen above the issuer limits the CA certificates below it
+        too. OpenSSL enforces it up to the root, so a CA certificate that one of the issuer's
+        issuers does not allow would be issued, and every certificate under it fail to verify."""
+        between = 0 if self.cert.issuer == self.cert.subject else 1  # CA certificates below the ancestor
+        for ancestor in self._ancestors():
+            basic = extension_or_none(ancestor, x509.BasicConstraints)
+            limit = basic.value.path_length if basic is not None else None
+            if limit is not None and limit < between + 1 + path_length:
+                what = ('path length exceeded: %s in the issuer\'s chain has pathlen:%d'
+                        % (name_to_string(ancestor.subject), limit))
+                if limit <= between:
+                    raise IssuanceError('%s, which allows no further CA certificate below the issuer %s '
+                                        '(certificates under it would fail to verify): issue this CA from '
+                                        'a CA higher up' % (what, name_to_string(self.cert.subject)))
+                raise IssuanceError('%s: path_length %d must be below %d here'
+                                    % (what, path_length, limit - between))
+            if ancestor.issuer != ancestor.subject:
+                between += 1
 
 
 class CertificateIssuance:
@@ -298,11 +351,10 @@ class CertificateIssuance:
         else:
             ca_dir = None
             cert_path = self._require('path')
-            owner = ca_directory_of_own_file(cert_path)
-            if owner is not None:
-                raise IssuanceError('path %s is the CA certificate file of %s; a certificate written '
-                                    'there would replace that CA\'s own: choose another path'
-                                    % (cert_path, owner.path))
+            # a CA's certificate, chain, key, database files or newcerts/ copies
+            problem = ca_file_problem(cert_path, 'certificate')
+            if problem is not None:
+                raise IssuanceError(problem)
             if not os.path.isdir(os.path.dirname(os.path.abspath(cert_path))):
                 raise IssuanceError('directory %s for path does not exist'
                                     % os.path.dirname(os.path.abspath(cert_path)))
@@ -341,7 +393,7 @@ class CertificateIssuance:
                              path_length=path_length),
             digest=params['digest'], valid_days=valid_days,
             not_after_time=parse_time(params['not_after']) if params.get('not_after') else None)
-        spec.extensions(issuer.public_key)  # validates option/profile combinations early
+        spec.extensions(issuer.public_key, issuer.key_identifier)  # validates option/profile combinations early
         signing_hash(spec.digest, issuer.private_key)
         start, end = spec.validity(self.now)
 
@@ -393,7 +445,7 @@ class CertificateIssuance:
         if self.module._diff:
             self.result['diff'] = dict(before=summary(existing) if existing else {}, after=preview)
         if self.module.check_mode:
-            shown = ('subject', 'issuer', 'not_before', 'not_after', 'serial_number')
+            shown = ('subject', 'issuer', 'not_before', 'not_after', 'serial_number', 'subject_alt_name')
             self.result.update(dict((k, preview[k]) for k in shown))
             self.result.update(serial_number_hex=None, fingerprint_sha256=None, certificate=None)
             return
@@ -423,7 +475,8 @@ class CertificateIssuance:
         spec = keylib.KeySpec(params.get('privatekey_type'), params.get('privatekey_size'),
                               params.get('privatekey_curve'))
         if os.path.exists(key_path):
-            key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'))
+            key = keylib.read_private_key_file(key_path, params.get('privatekey_passphrase'),
+                                               option='privatekey_passphrase')
             problem = spec.mismatch(key, params.get('privatekey_type') is not None)
             if problem:
                 raise IssuanceError('the existing private key %s %s; it is never replaced '
@@ -652,7 +705,7 @@ class CertificateIssuance:
         if spec is not None:
             # a root signs in its own database: the same CADatabase, whose lock is re-entrant
             db = own_db if self.profile.self_signed else CADatabase(issuer.ca_dir)
-            builder = spec.builder(issuer.subject, issuer.public_key, self.now)
+            builder = spec.builder(issuer.subject, issuer.public_key, self.now, issuer.key_identifier)
             with db.locked():
                 # Again under the lock: a revocation of this key for compromise may have been
                 # recorded since the check that decided to issue.
@@ -665,7 +718,9 @@ class CertificateIssuance:
             path = self.result['path']
             if self.params['backup'] and os.path.exists(path):
                 self.result['backup_file'] = self.module.backup_local(path)
-            atomic_write(path, cert_pem(cert), 0o644)
+            # mode None: a replaced certificate keeps its mode (0644 for a new one), as Ansible's
+            # own modules keep it; the mode option is applied afterwards
+            atomic_write(path, cert_pem(cert), None)
         if ca_dir is not None:
             current = cert or self._existing_certificate(ca_dir.cert_path)
             chain = self._chain_for(current, issuer)

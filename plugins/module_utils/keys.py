@@ -101,12 +101,17 @@ def serialize_private_key(key, passphrase=None):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
-def load_private_key(data, passphrase=None, what='private key'):
-    """Parse PEM (or DER) private key bytes; errors name `what`, never the passphrase."""
+def load_private_key(data, passphrase=None, what='private key', option=None):
+    """Parse PEM (or DER) private key bytes; errors name `what`, never the passphrase.
+
+    ``option``: the module option that carries the passphrase, named in the messages so that
+    the user knows which one to set, correct or remove.
+    """
     password = _to_bytes(passphrase) if passphrase else None
     encrypted = b'ENCRYPTED' in data[:200]
     if encrypted and password is None:
-        raise PrivateKeyError('%s is encrypted and no passphrase was given' % what)
+        raise PrivateKeyError('%s is encrypted and no passphrase was given%s'
+                              % (what, ': set %s' % option if option else ''))
     loaders = (serialization.load_pem_private_key, serialization.load_der_private_key)
     if data.lstrip().startswith(b'-----'):
         loaders = loaders[:1]
@@ -117,23 +122,25 @@ def load_private_key(data, passphrase=None, what='private key'):
         except TypeError as exc:
             # Raised for "password given but key not encrypted" and the reverse.
             if password is not None and not encrypted:
-                raise PrivateKeyError('%s is not encrypted but a passphrase was given' % what)
+                raise PrivateKeyError('%s is not encrypted but a passphrase was given%s'
+                                      % (what, ' (%s): leave it out' % option if option else ''))
             last_error = exc
         except ValueError as exc:
             last_error = exc
     if encrypted:
-        raise PrivateKeyError('cannot decrypt %s: wrong passphrase?' % what)
+        raise PrivateKeyError('cannot decrypt %s: wrong passphrase?%s'
+                              % (what, ' Check %s' % option if option else ''))
     raise PrivateKeyError('cannot parse %s: %s' % (what, _short(last_error)))
 
 
-def read_private_key_file(path, passphrase=None, what=None):
+def read_private_key_file(path, passphrase=None, what=None, option=None):
     what = what or 'private key %s' % path
     try:
         with open(path, 'rb') as handle:
             data = handle.read()
     except (IOError, OSError) as exc:
         raise PrivateKeyError('cannot read %s: %s' % (what, exc.strerror or exc))
-    return load_private_key(data, passphrase, what)
+    return load_private_key(data, passphrase, what, option)
 
 
 def public_key_der(key):

@@ -103,10 +103,13 @@ class ExtensionOptions:
         self.path_length = path_length
 
 
-def build_extensions(profile, public_key, issuer_public_key, options):
+def build_extensions(profile, public_key, issuer_public_key, options, issuer_key_identifier=None):
     """[(extension value, critical)] in a stable order for `profile`.
 
-    issuer_public_key is the subject's own key for a self-signed root.
+    issuer_public_key is the subject's own key for a self-signed root. issuer_key_identifier
+    is the issuer certificate's subjectKeyIdentifier, when it has one: the authority key
+    identifier must repeat it (as `openssl ca` does), whichever way the issuer computed it,
+    or chain building (OpenSSL's among others) does not find the issuer.
     """
     if options.path_length is not None:
         if not profile.is_ca:
@@ -122,7 +125,12 @@ def build_extensions(profile, public_key, issuer_public_key, options):
         extensions.append((x509.ExtendedKeyUsage([_eku_oid(n) for n in profile.extended_key_usage]),
                            profile.eku_critical))
     extensions.append((x509.SubjectKeyIdentifier.from_public_key(public_key), False))
-    extensions.append((x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), False))
+    if issuer_key_identifier is not None:
+        authority = x509.AuthorityKeyIdentifier(key_identifier=issuer_key_identifier, authority_cert_issuer=None,
+                                                authority_cert_serial_number=None)
+    else:
+        authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key)
+    extensions.append((authority, False))
     if options.subject_alt_name:
         extensions.append((x509.SubjectAlternativeName(parse_general_names(options.subject_alt_name)),
                            False))

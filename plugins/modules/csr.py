@@ -39,6 +39,9 @@ options:
   path:
     description:
       - Where the CSR is written (PEM). Optional; RV(csr) is returned either way.
+      - Refused when it is a file of a CA directory (its certificate, chain or key, C(index.txt),
+        C(serial), C(crlnumber), C(openssl.cnf), C(crl/ca.crl.pem), a copy in C(newcerts/)) or a
+        private key.
     type: path
   digest:
     description: Hash of the CSR's self-signature (ignored for Ed25519 keys).
