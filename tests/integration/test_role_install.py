@@ -58,7 +58,7 @@ def outcome(run, name: str) -> str:
 
 def venv_version(venv: Path) -> str:
     for line in (venv / "pyvenv.cfg").read_text().splitlines():
-        key, _, value = line.partition("=")
+        key, _separator, value = line.partition("=")
         if key.strip() == "version":
             return ".".join(value.strip().split(".")[:2])
     raise AssertionError(f"no version in {venv / 'pyvenv.cfg'}")

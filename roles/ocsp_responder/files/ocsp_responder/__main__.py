@@ -225,9 +225,11 @@ def end_with_master(master_pid: int) -> None:
     Under the role's unit systemd stops the whole cgroup anyway; started any other way, a
     worker left behind would go on serving old files on the port, beside a new instance."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        refused = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux
         return
+    if refused:
+        log.warning("this worker will not stop with the master (prctl: %s)", os.strerror(ctypes.get_errno()))
     if os.getppid() != master_pid:  # the master died before prctl took effect
         os._exit(0)
 
@@ -237,11 +239,11 @@ def run_master(config: Config) -> int:
     # Where the workers publish their counters for each other (metrics.py).
     metrics_dir = tempfile.mkdtemp(prefix="ocsp-responder-metrics-")
     master_pid = os.getpid()
-    children = {}  # pid -> (start time, whether it replaces a worker that died)
+    children = {}  # pid -> (start time, None or, for a replacement, the wait before trying it again)
     stopping = False
     forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
-    def spawn(replacement: bool = False) -> None:
+    def spawn(retry_delay: Optional[float] = None) -> None:
         # Signals wait until the new worker is in `children` (so `forward` reaches it) and
         # has its own handlers instead of the master's `forward`.
         signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)  # returns after the handlers of earlier ones ran
@@ -261,7 +263,7 @@ def run_master(config: Config) -> int:
                 finally:
                     drain_logs()
                     os._exit(code)
-            children[pid] = (time.monotonic(), replacement)
+            children[pid] = (time.monotonic(), retry_delay)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
 
@@ -296,41 +298,41 @@ def run_master(config: Config) -> int:
         spawn()
     log.info("master started", extra={"fields": {"workers": list(children)}})
     exit_code = 0
-    retries = []  # when to try again to start a replacement that could not start
-    retry_delay = RETRY_FIRST_SECONDS
+    retries = []  # (when, the wait after that) to try again to start a replacement that could not start
     try:
         while children or (retries and not stopping):
             try:
-                pid, status = reap(min(retries) if retries else None)
+                pid, status = reap(min(retries)[0] if retries else None)
             except ChildProcessError:
                 break
             if pid is None:
-                retries.remove(min(retries))
-                spawn(replacement=True)
+                due = min(retries)
+                retries.remove(due)
+                spawn(due[1])
                 continue
-            started, replacement = children.pop(pid, (None, False))
+            started, retry_delay = children.pop(pid, (None, None))
             if started is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
             if stopping:
                 continue
             log.error("worker exited", extra={"fields": {"pid": pid, "code": code}})
-            if time.monotonic() - started >= WORKER_START_SECONDS:
-                retry_delay = RETRY_FIRST_SECONDS  # it had started: a crash, not a failed start
+            now = time.monotonic()
+            serving = sum(1 for begun, _delay in children.values() if now - begun >= WORKER_START_SECONDS)
+            if now - started >= WORKER_START_SECONDS:  # it had started: a crash, not a failed start
                 time.sleep(1)
-                spawn(replacement=True)
-            elif replacement and children:
+                spawn(RETRY_FIRST_SECONDS)
+            elif retry_delay is not None and serving:
                 # The files a worker loads at start may have changed since the service
                 # started (signer files a SIGHUP refused): the other workers still serve
                 # with what they loaded, so the service goes on and tries again later.
                 log.error("a replacement worker could not start; the other workers go on serving; trying "
-                          "again later", extra={"fields": {"serving": len(children), "workers": config.workers,
+                          "again later", extra={"fields": {"serving": serving, "workers": config.workers,
                                                            "retry_seconds": retry_delay}})
-                retries.append(time.monotonic() + retry_delay)
-                retry_delay = min(RETRY_MAX_SECONDS, retry_delay * 2)
+                retries.append((now + retry_delay, min(RETRY_MAX_SECONDS, retry_delay * 2)))
             else:
                 # Dying right after start is a configuration problem, not a crash to retry;
-                # with no worker left there is nothing to keep serving.
+                # with no worker serving there is nothing to keep up.
                 exit_code = 1
                 forward(signal.SIGTERM, None)
     finally:
