@@ -325,8 +325,7 @@ class CertificateSpec:
             return 'issued by a different issuer'
         wanted = dict((ext.oid.dotted_string, (ext, critical)) for ext, critical in
                       ((x509.Extension(value.oid, critical, value), critical)
-                       for value, critical in self.extensions(issuer.public_key,
-                                                              getattr(issuer, 'key_identifier', None))))
+                       for value, critical in self.extensions(issuer.public_key, issuer.key_identifier)))
         present = dict((ext.oid.dotted_string, ext) for ext in cert.extensions)
         if set(wanted) != set(present):
             return 'extensions differ (%s)' % ', '.join(sorted(

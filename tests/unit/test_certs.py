@@ -89,6 +89,8 @@ def test_load_csr_checks_the_signature():
 
 
 class FakeIssuer:
+    key_identifier = None  # no SKI: the authority key identifier is computed from the key
+
     def __init__(self, key, subject="CN=Test CA"):
         self.private_key = key
         self.public_key = key.public_key()

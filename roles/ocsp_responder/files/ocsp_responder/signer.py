@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from asn1crypto import algos, core
@@ -119,7 +119,8 @@ class Signer:
     valid_from: float = 0.0   # the certificate's validity as POSIX seconds (thisUpdate/nextUpdate bounds)
     valid_until: float = 0.0
     ca_cert_der: bytes = b""  # the CA certificate it was checked against
-    certs_field: bytes = b""  # BasicOCSPResponse.certs: [0] EXPLICIT SEQUENCE OF Certificate, this one
+    # BasicOCSPResponse.certs: [0] EXPLICIT SEQUENCE OF Certificate, this one; made once, joined per answer
+    certs_field: bytes = field(init=False, repr=False)
 
     def __post_init__(self):
         self.certs_field = _explicit(0, tlv(0x30, self.cert_der))
