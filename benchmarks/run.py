@@ -598,18 +598,26 @@ def measure(where: Arrangement, args, pki, load, workdir: Path) -> Tuple[dict, f
     return runs, speed, speed_samples
 
 
-def target_checks(where: Arrangement, runs: dict, sign_per_second: float) -> list:
-    """(text, target, pass or None for information) per target of issue 3, in one arrangement."""
+def target_checks(where: Arrangement, runs: dict, sign_per_second: float, judge_throughput: bool = True) -> list:
+    """(text, target, pass or None for information) per target of issue 3, in one arrangement.
+    ``judge_throughput`` False: the throughputs are printed for information only (the shared
+    arrangement when a split one is measured: wrk's CPU on the servers' cores is counted
+    against the servers, and `openssl speed` pays none; docs/benchmarks.md)."""
     checks = []
 
     def compare(text, ours_run, other_rps, other_per_cpu, target, unit="x"):
         throughput = ours_run["rps"] / other_rps
         per_cpu = ours_run["per_cpu_second"] / other_per_cpu
-        shown = (lambda r: f"{r:.1f}x") if unit == "x" else (lambda r: f"{r:.0%}")
+        shown = (lambda r: f"{r:.1f}x") if unit == "x" else (lambda r: f"{r:.1%}")
         goal = f">= {target:.0f}x" if unit == "x" else f">= {target:.0%}"
         short = (f" (the servers' cores were {ours_run['idle_share']:.0%} idle: the load generator, not the "
                  "server, set this throughput)") if ours_run["idle_share"] > IDLE_SHARE_NOTED else ""
-        checks.append((f"[{where.name}] {text}: throughput {shown(throughput)}{short}", goal, throughput >= target))
+        if judge_throughput:
+            checks.append((f"[{where.name}] {text}: throughput {shown(throughput)}{short}", goal,
+                           throughput >= target))
+        else:
+            checks.append((f"[{where.name}] {text}: throughput {shown(throughput)} (wrk shares the servers' "
+                           "cores: judged in the split arrangement)", f"{goal}, for information", None))
         checks.append((f"[{where.name}] {text}: per CPU-second {shown(per_cpu)}", goal, per_cpu >= target))
 
     for label in ("cached GET", "cached POST"):
@@ -752,7 +760,9 @@ def main() -> int:
     print("   user + system, steadier when other work shares the machine; openssl speed divides by user CPU time)")
     checks = []
     for where in arrangements:
-        checks += target_checks(where, results["runs"][where.name], speeds[where.name])
+        # Throughput is judged where the load generator has cores of its own, if it has any.
+        judge_throughput = where.server_cpus is not None or len(arrangements) == 1
+        checks += target_checks(where, results["runs"][where.name], speeds[where.name], judge_throughput)
     checks += key_type_checks
     big = results.get("big_index")
     if big:
