@@ -1,4 +1,4 @@
-"""``python -m ocsp_responder --config FILE [--check-config]``
+"""``python -m ocsp_responder --config FILE [--check-config]`` or ``--reload MAINPID``
 
 Signals: SIGHUP reloads every signer (certificate, key, CA certificate) and index now (one
 that arrives while a worker starts, once it is ready); SIGTERM/SIGINT stop accepting, finish the
@@ -25,6 +25,8 @@ from typing import List, Optional
 from . import __version__
 from .config import Config, ConfigError, ListenAddress, load_config
 from .logs import drain_logs, setup_logging, start_log_writer
+from .reload_control import (RELOAD_TIMEOUT_SECONDS, ReloadRecord, records_directory, reload_and_wait,
+                             remove_record)
 
 SHUTDOWN_GRACE = 10.0
 LISTEN_BACKLOG = 1024
@@ -139,9 +141,28 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
 
+    record = ReloadRecord.for_this_process()
+    reload_lock = asyncio.Lock()
+
+    async def reload_after_hup():
+        async with reload_lock:  # one reload at a time; SIGHUPs that came meanwhile share the next
+            covered = record.hups
+            if record.reloaded >= covered:
+                return
+            try:
+                await responder.reload(force=True, signers=True)
+                problems = responder.reload_problems()
+            except Exception as exc:  # pylint: disable=broad-except  # the worker must go on serving
+                log.exception("reload failed")
+                problems = [f"reload failed: {type(exc).__name__}: {exc}"]
+            record.reloaded, record.problems = covered, problems
+            record.save()
+
     def on_hup():
         log.info("SIGHUP: reloading signers and indexes")
-        asyncio.ensure_future(responder.reload(force=True, signers=True))
+        record.hups += 1
+        record.save()
+        asyncio.ensure_future(reload_after_hup())
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     background = asyncio.ensure_future(responder.run_background())
@@ -178,6 +199,7 @@ async def serve(config: Config, responder, reuse_port: bool) -> None:
         except OSError:
             pass
     responder.close()
+    record.remove()
     frontend.request_log.flush()
     log.info("stopped")
 
@@ -313,6 +335,7 @@ def run_master(config: Config) -> int:
             started, retry_delay = children.pop(pid, (None, None))
             if started is None:
                 continue
+            remove_record(records_directory(), pid)  # a worker killed did not remove its own
             code = os.waitstatus_to_exitcode(status)
             if stopping:
                 continue
@@ -381,11 +404,20 @@ def check_config(config: Config) -> List[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ocsp_responder", description="OCSP responder for OpenSSL CA indexes")
-    parser.add_argument("--config", required=True, help="YAML configuration file")
+    parser.add_argument("--config", help="YAML configuration file (required unless --reload)")
     parser.add_argument("--check-config", action="store_true",
                         help="validate the configuration (keys, certificates, signers) and exit")
+    parser.add_argument("--reload", type=int, metavar="MAINPID",
+                        help="send SIGHUP to the responder MAINPID and wait until every worker has "
+                             "reloaded; exit 1 naming what was not put in service (systemd ExecReload=)")
+    parser.add_argument("--reload-timeout", type=float, default=RELOAD_TIMEOUT_SECONDS, metavar="SECONDS",
+                        help="how long --reload waits (default %(default)s)")
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
+    if args.reload is not None:
+        return reload_and_wait(args.reload, args.reload_timeout)
+    if args.config is None:
+        parser.error("the following arguments are required: --config")
     if not args.check_config:
         DeferredHup.install()
     try:

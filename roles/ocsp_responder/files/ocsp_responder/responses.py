@@ -584,6 +584,16 @@ class Responder:
             }
         return healthy, report
 
+    def reload_problems(self) -> List[str]:
+        """What the files on disk could not put in service (``--reload`` reports it)."""
+        problems = []
+        for issuer in self.issuers:
+            if issuer.signer_error:
+                problems.append(issuer.signer_error)
+            if issuer.source.error:
+                problems.append(f"issuers[{issuer.name}].index: {issuer.source.error}")
+        return problems
+
     def _count_signing(self, issuer: Issuer, kind: str, amount: int = 1) -> None:
         if self.metrics is not None:
             self.metrics.count("ocsp_signings", issuer.name, kind, amount=amount)
