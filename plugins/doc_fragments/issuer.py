@@ -14,6 +14,11 @@ options:
       - The CA directory that signs (an C(openssl ca) compatible directory with its key at
         C(private/ca.key.pem) and its certificate at C(certs/ca.cert.pem)).
       - The issued certificate is recorded in its C(index.txt) and C(newcerts/).
+      - The path length and name constraints (RFC 5280) of this CA and of the CAs above it
+        in its C(certs/ca-chain.cert.pem) are checked first. A certificate whose subject or
+        subject alternative names they do not permit (verifiers would reject it with
+        C(permitted subtree violation) or C(excluded subtree violation)) is refused, in check
+        mode too; so is one with a constrained name type that cannot be checked.
     type: path
   issuer_passphrase:
     description:

@@ -261,6 +261,10 @@ def extension_or_none(cert, ext_class):
         return cert.extensions.get_extension_for_class(ext_class)
     except x509.ExtensionNotFound:
         return None
+    except (ValueError, x509.UnsupportedGeneralNameType) as exc:
+        # e.g. an IP name constraint with host bits set (OpenSSL accepts it), an x400Address
+        raise CertificateError('cannot read the extensions of the certificate %s: %s'
+                               % (name_to_string(cert.subject), exc))
 
 
 def summary(cert):

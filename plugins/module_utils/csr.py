@@ -21,7 +21,7 @@ try:
     from cryptography.hazmat.primitives import serialization
     from ansible_collections.pkiops.ocsp.plugins.module_utils.ca_dir import ca_file_problem
     from ansible_collections.pkiops.ocsp.plugins.module_utils.fileops import (
-        atomic_write, file_attributes_problem)
+        atomic_write, file_attributes_problem, unwritable_directory)
     IMPORT_ERROR = None
 except ImportError:
     IMPORT_ERROR = traceback.format_exc()
@@ -124,6 +124,13 @@ class CsrRequest:
             before = csr_summary(existing) if existing is not None else {}
             self.result['diff'] = dict(before=before, after=wanted)
 
+        write_csr = bool(csr_path) and (existing is None or bool(reasons))
+        # Both directories are checked before the key is written (check mode predicts it): a run
+        # that cannot write the CSR must not leave a new key behind.
+        targets = [('privatekey_path %s' % key_path, key_path)] if new_key is not None else []
+        if write_csr:
+            targets.append(('path %s' % csr_path, csr_path))
+        self._check_writable(targets)
         if csr_path and existing is not None and not reasons:
             csr_pem = read_file(csr_path, 'CSR')
         elif self.module.check_mode:
@@ -134,15 +141,35 @@ class CsrRequest:
             if new_key is not None:
                 atomic_write(key_path, keylib.serialize_private_key(
                     new_key, params.get('privatekey_passphrase')), 0o600)
-            if csr_path and (existing is None or reasons):
-                if params['backup'] and os.path.exists(csr_path):
-                    self.result['backup_file'] = self.module.backup_local(csr_path)
-                atomic_write(csr_path, csr_pem, None)  # a replaced CSR keeps its mode (0644 when new)
+            if write_csr:
+                try:
+                    if params['backup'] and os.path.exists(csr_path):
+                        self.result['backup_file'] = self.module.backup_local(csr_path)
+                    atomic_write(csr_path, csr_pem, None)  # a replaced CSR keeps its mode (0644 when new)
+                except BaseException:
+                    # a write failing after the checks (disk full): the key this run generated
+                    # goes too, so that the failed run leaves nothing behind
+                    if new_key is not None:
+                        try:
+                            os.unlink(key_path)
+                        except OSError:
+                            pass
+                    raise
         self.result['csr'] = csr_pem.decode('ascii') if csr_pem else None
         if csr_path and os.path.exists(csr_path):
             file_args = self.module.load_file_common_arguments(params, path=csr_path)
             self.result['changed'] = self.module.set_fs_attributes_if_different(
                 file_args, self.result['changed'])
+
+    @staticmethod
+    def _check_writable(targets):
+        """Fail before the first write where a write would fail (permissions, a read-only or
+        immutable directory): ``targets`` are (what, path) pairs."""
+        for what, target in targets:
+            directory = unwritable_directory(target)
+            if directory is not None:
+                raise CsrError('cannot write %s: directory %s is not writable by this user (uid %d); '
+                               'nothing was written' % (what, directory, os.geteuid()))
 
     def _existing_csr(self, path):
         if not path or not os.path.exists(path):

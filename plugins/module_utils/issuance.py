@@ -20,8 +20,10 @@ from ansible_collections.pkiops.ocsp.plugins.module_utils.certs import (
     CertificateError, CertificateSpec, DIGESTS, build_name, cert_pem, extension_or_none, key_overwrite_problem,
     load_certificate, load_csr, load_pem_certificates, name_to_string, not_after, not_before, parse_time,
     read_file, signature_verifies, signing_hash, summary, utcnow, asn1_time)
+from ansible_collections.pkiops.ocsp.plugins.module_utils.name_constraints import (
+    NameConstraintError, NameConstraints, certificate_names, check as check_name_constraints)
 from ansible_collections.pkiops.ocsp.plugins.module_utils.profiles import (
-    ExtensionOptions, ProfileError, check_ia5_uri, get_profile, general_names_to_strings)
+    ExtensionOptions, ProfileError, check_ia5_uri, get_profile, general_names_to_strings, parse_general_names)
 
 try:
     from cryptography import x509
@@ -201,6 +203,28 @@ class Issuer:
             raise IssuanceError('the certificate would be valid until %s, past the issuer\'s own '
                                 'expiry %s; shorten valid_days/not_after or renew the issuer'
                                 % (asn1_time(end), asn1_time(not_after(self.cert))))
+
+    def check_name_constraints(self, profile, subject, subject_alt_name):
+        """RFC 5280 4.2.1.10: the nameConstraints of the issuer and of every CA above it in its
+        chain file bind the new certificate's subject and subjectAltName. OpenSSL enforces them
+        (the root's included), so a certificate outside them would be issued and then fail to
+        verify; it is refused before anything is written."""
+        if self.cert is None:
+            return
+        try:
+            constraints = []
+            for index, ca in enumerate([self.cert] + self._ancestors()):
+                label = ('the issuer %s' if index == 0 else '%s in the issuer\'s chain') % name_to_string(ca.subject)
+                found = NameConstraints.of_certificate(ca, label)
+                if found is not None:
+                    constraints.append(found)
+            if not constraints:
+                return
+            names = certificate_names(subject, parse_general_names(subject_alt_name),
+                                      end_entity=not profile.is_ca)
+            check_name_constraints(names, constraints)
+        except NameConstraintError as exc:
+            raise IssuanceError(str(exc))
 
     def _ancestors(self):
         """The issuer's own issuers, nearest first, as its chain file names them (found by
@@ -416,6 +440,7 @@ class CertificateIssuance:
             # Only a certificate about to be issued must fit the issuer (a valid existing one
             # stays untouched even when the issuer now expires before a full new validity).
             issuer.check_can_issue(profile, path_length, start, end, self.now)
+            issuer.check_name_constraints(profile, subject, sans)
             self._check_database_accepts(issuer.ca_dir, subject)
         elif reason is not None:
             # A root records itself in its own database: check it too (if it exists yet).
@@ -672,7 +697,9 @@ class CertificateIssuance:
                 check_ia5_uri(url, 'openssl_cnf.%s %r' % (key, url))
         settings.setdefault('default_md', spec.digest)
         own_limit = spec.extension_options.path_length
-        # v3_intermediate_ca is for CAs this CA signs: one level shorter than its own limit.
+        # v3_intermediate_ca is for CAs this CA signs: one level shorter than its own limit,
+        # and left out when its own is pathlen:0 (render_openssl_cnf).
+        settings['ca_path_length'] = own_limit
         settings['path_length'] = 0 if own_limit is None else max(own_limit - 1, 0)
         return settings
 

@@ -26,6 +26,8 @@ description:
   - Profile defaults (validity / renew_before_days) are root_ca 7300/365,
     intermediate_ca 3650/180, server, client and server_client 375/30 days.
   - Nothing is written when the task fails.
+  - The module puts no name constraints on the CAs it creates; a CA made otherwise may
+    carry them, and they are enforced when issuing from it or below it (see O(issuer_dir)).
 author:
   - pkiops.ocsp developers (@pkiops)
 extends_documentation_fragment:

@@ -18,6 +18,8 @@ description:
   - Idempotent. The CSR at O(path) is rewritten only when its public key, subject or
     subject alternative names differ. Without O(path) the task changes only when it
     generates the key.
+  - Nothing is written when the task fails. The directories of O(privatekey_path) and
+    O(path) must exist and be writable before a new key is written.
 author:
   - pkiops.ocsp developers (@pkiops)
 extends_documentation_fragment:

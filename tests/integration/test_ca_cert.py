@@ -92,6 +92,63 @@ def test_openssl_ca_works_on_created_ca(pki, tmp_path):
     assert result["changed"] is True and not result.get("failed"), result
 
 
+def test_openssl_cnf_of_a_pathlen_0_ca_offers_no_intermediate_ca(pki, tmp_path):
+    """The intermediate has pathlen:0, yet its openssl.cnf offered v3_intermediate_ca:
+    `openssl ca -extensions v3_intermediate_ca` issued a CA whose certificates all fail
+    `openssl verify`. The section is left out (a comment says why) and openssl ca refuses."""
+    cnf = pki.inter / "openssl.cnf"
+    text = cnf.read_text()
+    assert not re.search(r"^\[ v3_intermediate_ca \]$", text, re.M)
+    assert "this CA's certificate has pathlen:0" in text
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", tmp_path / "sub.key", "-subj", "/CN=Sub CA", "-out", tmp_path / "sub.csr")
+    before = snapshot(pki.inter)
+    refused = openssl("ca", "-batch", "-config", cnf, "-extensions", "v3_intermediate_ca", "-days", "30",
+                      "-passin", f"pass:{INTER_PASS}", "-in", tmp_path / "sub.csr", "-out", tmp_path / "sub.pem",
+                      check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "v3_intermediate_ca" in refused.stderr, refused.stderr
+    assert snapshot(pki.inter) == before
+    # the same inputs render the same file: managing the CA again changes nothing
+    again = run_module("ca_cert", intermediate_args(pki.inter, pki.root))
+    assert again["changed"] is False, again
+
+
+@pytest.mark.parametrize("root_pathlen", [0, 2])
+def test_openssl_cnf_intermediate_ca_section_follows_the_roots_pathlen(tmp_path, root_pathlen):
+    """v3_intermediate_ca of a root with pathlen:N offers pathlen:N-1 (none with pathlen:0),
+    and what `openssl ca` issues with it verifies down to a leaf."""
+    root = tmp_path / "root"
+    args = root_args(root, path_length=root_pathlen)
+    assert not run_module("ca_cert", args)["failed"]
+    cnf = root / "openssl.cnf"
+    text = cnf.read_text()
+    assert again_unchanged(args)
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", tmp_path / "sub.key", "-subj", "/CN=Sub CA", "-out", tmp_path / "sub.csr")
+    issued = openssl("ca", "-batch", "-config", cnf, "-extensions", "v3_intermediate_ca", "-days", "30",
+                     "-passin", f"pass:{ROOT_PASS}", "-in", tmp_path / "sub.csr", "-out", tmp_path / "sub.pem",
+                     check=False)
+    if root_pathlen == 0:
+        assert not re.search(r"^\[ v3_intermediate_ca \]$", text, re.M)
+        assert issued.returncode != 0
+        return
+    assert "CA:true, pathlen:%d\n" % (root_pathlen - 1) in text
+    assert issued.returncode == 0, issued.stderr
+    assert re.search(r"CA:TRUE, pathlen:%d" % (root_pathlen - 1), x509_text(tmp_path / "sub.pem"))
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", tmp_path / "leaf.key", "-subj", "/CN=leaf.example.com", "-out", tmp_path / "leaf.csr")
+    openssl("x509", "-req", "-in", tmp_path / "leaf.csr", "-CA", tmp_path / "sub.pem", "-CAkey", tmp_path / "sub.key",
+            "-set_serial", "7", "-days", "1", "-out", tmp_path / "leaf.pem")
+    openssl("verify", "-CAfile", root / "certs" / "ca.cert.pem", "-untrusted", tmp_path / "sub.pem",
+            tmp_path / "leaf.pem")
+
+
+def again_unchanged(args):
+    result = run_module("ca_cert", args)
+    return result["changed"] is False and not result["failed"]
+
+
 def test_check_mode_creates_nothing(tmp_path):
     result = run_module("ca_cert", root_args(tmp_path / "newroot"), check=True, diff=True)
     assert result["changed"] is True and not result.get("failed"), result

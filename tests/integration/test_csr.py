@@ -1,6 +1,7 @@
 """The csr module through ansible-playbook; CSRs checked with openssl req."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,39 @@ def test_bad_input_fails_and_writes_nothing(tmp_path, extra, message):
     result = run_module("csr", args | extra)
     assert result["failed"] and message in result["msg"], result
     assert snapshot(tmp_path) == before
+
+
+def test_csr_path_that_cannot_be_written_leaves_no_key(tmp_path):
+    """The new key was written before the CSR: a CSR directory this user cannot write into left
+    a key behind (and check mode predicted success)."""
+    target = tmp_path / "ro"
+    target.mkdir()
+    args = csr_args(tmp_path, path=str(target / "host.csr.pem"), privatekey_type="ECC")
+    before = snapshot(tmp_path)
+    if os.geteuid() == 0:  # root writes through permissions: make the directory immutable
+        if subprocess.run(["chattr", "+i", str(target)], capture_output=True, check=False).returncode:
+            pytest.skip("chattr +i is not available here")
+        undo = ["chattr", "-i", str(target)]
+    else:
+        target.chmod(0o555)
+        undo = ["chmod", "755", str(target)]
+    try:
+        for check in (True, False):
+            result = run_module("csr", args, check=check)
+            assert result["failed"], (check, result)
+            assert "cannot write path %s: directory %s is not writable" % (args["path"], target) in result["msg"]
+            assert "nothing was written" in result["msg"]
+    finally:
+        subprocess.run(undo, check=True)
+    assert snapshot(tmp_path) == before
+    # a missing directory for path, or for the key, fails before the key is generated too
+    for extra, message in (({"path": str(tmp_path / "missing" / "host.csr.pem")}, "directory of path"),
+                           ({"privatekey_path": str(tmp_path / "missing" / "k.pem")}, "for privatekey_path does not exist")):
+        for check in (True, False):
+            result = run_module("csr", args | extra, check=check)
+            assert result["failed"] and message in result["msg"], (extra, check, result)
+    assert snapshot(tmp_path) == before
+    assert run_module("csr", args)["changed"] is True  # once the directory is writable
 
 
 def test_path_of_a_key_to_generate_or_of_another_key_is_refused(tmp_path):

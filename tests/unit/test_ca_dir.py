@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
@@ -82,6 +83,29 @@ def test_rendered_cnf_sections_and_urls(tmp_path):
         ca_dir.render_openssl_cnf(ocsp_url=["http://a,b"])
     with pytest.raises(CAError, match="policy_strict or policy_loose"):
         ca_dir.render_openssl_cnf(policy="policy_any")
+
+
+INTERMEDIATE_SECTION = re.compile(r"^\[ v3_intermediate_ca \]$", re.M)
+
+
+def test_v3_intermediate_ca_fits_the_cas_own_path_length(tmp_path):
+    """A CA with pathlen:0 offered v3_intermediate_ca: `openssl ca -extensions
+    v3_intermediate_ca` issued a CA under which no certificate verifies."""
+    ca_dir = CADirectory(tmp_path / "ca")
+    unlimited = ca_dir.render_openssl_cnf()  # a root without pathlen: the guide's pathlen:0
+    assert "basicConstraints       = critical, CA:true, pathlen:0\n" in unlimited
+    assert ca_dir.render_openssl_cnf(path_length=None).count("critical, CA:true\n") == 2  # v3_ca and this one
+    leaf_ca = ca_dir.render_openssl_cnf(ca_path_length=0)
+    assert not INTERMEDIATE_SECTION.search(leaf_ca)
+    assert "# [ v3_intermediate_ca ] is left out: this CA's certificate has pathlen:0" in leaf_ca
+    assert "pathlen:" not in leaf_ca.replace("has pathlen:0", "")
+    for asked, own, offered in ((5, 2, 1), (None, 3, 2), (0, 3, 0), (1, 3, 1), (0, None, 0)):
+        text = ca_dir.render_openssl_cnf(path_length=asked, ca_path_length=own)
+        assert INTERMEDIATE_SECTION.search(text) and "CA:true, pathlen:%d\n" % offered in text, (asked, own)
+    with pytest.raises(CAError, match="0 or more"):
+        ca_dir.render_openssl_cnf(path_length=-1)
+    # same inputs, same bytes: a regenerated CA reports no change
+    assert ca_dir.render_openssl_cnf(ca_path_length=0) == leaf_ca
 
 
 def test_cnf_with_awkward_directory_name_is_read_by_openssl(tmp_path):
