@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -196,3 +197,26 @@ def test_install_in_check_mode_on_a_fresh_host(tmp_path):
     run = run_playbook(install_play(tmp_path, ocsp_responder_pip_extra_args=[]), check=True)
     assert run.rc == 0, run.output
     assert not (tmp_path / "opt" / "lib" / "ocsp_responder").exists() and not (tmp_path / "opt" / "venv").exists()
+
+
+def test_launcher_never_imports_from_its_working_directory(tmp_path):
+    """`python -m` puts the working directory first on sys.path: the launcher, run as root by
+    the role's --check-config or by hand, must not import a package planted there."""
+    venv = tmp_path / "opt" / "venv"
+    installed_venv(venv)
+    run = run_playbook(install_play(tmp_path, ocsp_responder_pip_extra_args=[]))
+    assert run.rc == 0, run.output
+    # The stand-in becomes this test run's own virtualenv, so the responder's imports resolve.
+    (venv / "pyvenv.cfg").write_text((Path(sys.prefix) / "pyvenv.cfg").read_text())
+    (venv / "lib").symlink_to(Path(sys.prefix) / "lib")
+    planted = tmp_path / "planted"
+    (planted / "ocsp_responder").mkdir(parents=True)
+    (planted / "ocsp_responder" / "__init__.py").write_text("")
+    (planted / "ocsp_responder" / "__main__.py").write_text("print('planted code ran')\n")
+    (planted / "yaml.py").write_text("print('planted yaml ran')\n")
+    launched = subprocess.run([str(tmp_path / "opt" / "bin" / "ocsp-responder"), "--version"], cwd=planted,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert launched.returncode == 0, launched.stderr
+    shipped = (ROLE / "files" / "ocsp_responder" / "__init__.py").read_text()
+    assert f'"{launched.stdout.strip()}"' in shipped or f"'{launched.stdout.strip()}'" in shipped, launched.stdout
+    assert "planted" not in launched.stdout + launched.stderr
