@@ -44,6 +44,15 @@ def csr_summary(csr):
     }
 
 
+def _holds(path, data):
+    """Whether the file at ``path`` has exactly ``data``."""
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read() == data
+    except (IOError, OSError):
+        return False
+
+
 class CsrRequest:
     def __init__(self, module):
         self.module = module
@@ -147,11 +156,14 @@ class CsrRequest:
                         self.result['backup_file'] = self.module.backup_local(csr_path)
                     atomic_write(csr_path, csr_pem, None)  # a replaced CSR keeps its mode (0644 when new)
                 except BaseException:
-                    # a write failing after the checks (disk full): the key this run generated
-                    # goes too, so that the failed run leaves nothing behind
-                    if new_key is not None:
+                    # A write failing after the checks (disk full) leaves nothing of this run
+                    # behind: not its backup, and not its new key unless the CSR is in place.
+                    leftovers = [self.result.pop('backup_file', None)]
+                    if new_key is not None and not _holds(csr_path, csr_pem):
+                        leftovers.append(key_path)
+                    for leftover in filter(None, leftovers):
                         try:
-                            os.unlink(key_path)
+                            os.unlink(leftover)
                         except OSError:
                             pass
                     raise

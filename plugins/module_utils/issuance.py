@@ -211,6 +211,8 @@ class Issuer:
         verify; it is refused before anything is written."""
         if self.cert is None:
             return
+        if profile.is_ca and subject == self.cert.subject:
+            return  # RFC 5280 6.1.3: a self-issued CA (key rollover) is exempt, OpenSSL agrees
         try:
             constraints = []
             for index, ca in enumerate([self.cert] + self._ancestors()):

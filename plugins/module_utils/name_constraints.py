@@ -165,8 +165,9 @@ def uri_host(uri):
     if not sep or not scheme or not rest.startswith('//'):
         raise NameConstraintError('has no //host part, which URI constraints apply to')
     authority = rest[2:]
-    cut = [i for i in (authority.find(':'), authority.find('/')) if i >= 0]
-    openssl_host = authority[:min(cut)] if cut else authority
+    # OpenSSL (v3_ncons.c nc_uri): up to the first ':' anywhere after "//", else up to '/'
+    colon = authority.find(':')
+    openssl_host = authority[:colon] if colon >= 0 else authority.split('/', 1)[0]
     try:
         host = urlsplit(uri).hostname or ''
     except ValueError:

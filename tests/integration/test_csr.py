@@ -149,6 +149,25 @@ def test_csr_path_that_cannot_be_written_leaves_no_key(tmp_path):
     assert run_module("csr", args)["changed"] is True  # once the directory is writable
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chattr +i needs root")
+def test_csr_write_failing_late_leaves_no_new_key(tmp_path):
+    """A CSR write that fails after the checks (here: the old CSR is immutable, so the rename
+    onto it fails) removes the new key this run wrote. (Its backup of the old CSR goes too,
+    but a backup of an immutable file is immutable itself, so that cannot be shown here.)"""
+    args = csr_args(tmp_path, privatekey_type="ECC")
+    assert run_module("csr", args)["changed"] is True
+    os.unlink(args["privatekey_path"])  # a new key, hence a new CSR, next run
+    before = snapshot(tmp_path)
+    if subprocess.run(["chattr", "+i", args["path"]], capture_output=True, check=False).returncode:
+        pytest.skip("chattr +i is not available here")
+    try:
+        result = run_module("csr", args)
+    finally:
+        subprocess.run(["chattr", "-i", args["path"]], check=True)
+    assert result["failed"], result
+    assert snapshot(tmp_path) == before
+
+
 def test_path_of_a_key_to_generate_or_of_another_key_is_refused(tmp_path):
     """Neither a key about to be generated nor any other private key is replaced by the CSR."""
     other = tmp_path / "other.key.pem"

@@ -215,6 +215,24 @@ def test_constraints_of_a_ca_higher_up_the_chain(tmp_path):
     assert checked.returncode == 0, checked
 
 
+def test_self_issued_ca_is_exempt_as_openssl_has_it(tmp_path):
+    """RFC 5280 6.1.3 (and OpenSSL): a self-issued CA certificate (a key rollover: same subject
+    as its issuer) is not checked against its issuer's constraints, though its subject is
+    outside them; the leaves under it are, and verify."""
+    root = constrained_ca(tmp_path / "root", "critical, permitted;dirName:alice_dn", ALICE_DN,
+                          subject="/O=Root/CN=Rollover Root")
+    rollover = intermediate_args(tmp_path / "rollover", root, issuer_passphrase=None, valid_days=50,
+                                 subject={"O": "Root", "CN": "Rollover Root"}, path_length=1)
+    result = run_module("ca_cert", rollover)
+    assert not result["failed"], result
+    out = tmp_path / "out"
+    out.mkdir()
+    alice = leaf(tmp_path / "rollover", out, "alice", {**ALICE, "CN": "x"}, [], issuer_passphrase=INTER_PASS)
+    assert not run_module("ca_cert", alice)["failed"]
+    checked = verify(root, alice["path"], tmp_path / "rollover" / "certs" / "ca.cert.pem")
+    assert checked.returncode == 0, checked
+
+
 def test_constraints_cryptography_cannot_parse_fail_the_task_clearly(tmp_path):
     """An IP constraint with host bits set (which OpenSSL accepts, masking both sides) cannot be
     parsed by cryptography: the task fails naming the issuer, not with a traceback, and writes

@@ -89,6 +89,8 @@ def test_uri(uri, base, inside):
     ("https://user@www.example.com/", "read differently"),  # OpenSSL takes "user@www.example.com"
     ("https://[2001:db8::1]/", "read differently"),
     ("file:///etc/passwd", "empty host"),
+    ("https://www.example.com/a:b", "read differently"),  # OpenSSL: up to the first ':', "www.example.com/a"
+    ("https://www.example.com/?q=a:b", "read differently"),
 ])
 def test_uri_without_a_clear_host_cannot_be_checked(uri, message):
     with pytest.raises(NameConstraintError, match=message):
