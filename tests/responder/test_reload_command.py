@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from ocsp_responder.__main__ import WORKER_START_SECONDS
+
 try:
     from .conftest import Leaf, ocsp_request_der, responder_env
     from .test_operations import (OCSP_REQUEST, cert_status, embedded_signer_serial, free_port, put_in_place,
@@ -115,10 +117,46 @@ def test_reload_of_a_single_process_and_a_killed_worker(pki_copy, start_responde
 
     pooled = start_responder(pki, workers=2, reload_interval=60, listen=[f"127.0.0.1:{free_port()}"])
     killed = min(ready_pids(pooled, 2))
+    time.sleep(WORKER_START_SECONDS + 0.5)  # a worker dying younger is a failed start: the service stops
     os.kill(killed, signal.SIGKILL)
     assert wait_for(lambda: str(killed) not in os.listdir(runtime_directory / "reloads"), timeout=5), \
         "the master removes the record of a worker that could not"
-    assert reload_command(pooled.process.pid).returncode == 0
+    result = reload_command(pooled.process.pid)
+    assert result.returncode == 0 and "reloaded (" in result.stdout, result.stderr
+    assert pooled.process.poll() is None
+
+
+def test_a_record_that_cannot_be_written_is_not_waited_for(pki, start_responder, runtime_directory):
+    """A failed save must not leave a frozen record behind, which every later --reload would
+    wait for until its timeout; once saving works again the worker is waited for again."""
+    responder = start_responder(pki, reload_interval=60)
+    pid = responder.process.pid
+    blocker = runtime_directory / "reloads" / f"{pid}.tmp"
+    blocker.mkdir()  # open() of the temporary file fails: IsADirectoryError
+    responder.signal(signal.SIGHUP)
+    assert wait_for(lambda: not (runtime_directory / "reloads" / str(pid)).exists(), timeout=5)
+    assert any(r.get("msg", "").startswith("cannot write the reload record") for r in responder.log_records())
+    result = reload_command(pid, "--reload-timeout", "3")
+    assert result.returncode == 0 and "no worker was serving yet" in result.stdout, result.stderr
+    blocker.rmdir()
+    responder.signal(signal.SIGHUP)
+    assert wait_for((runtime_directory / "reloads" / str(pid)).exists, timeout=5)
+    result = reload_command(pid)
+    assert result.returncode == 0 and "reloaded (1 worker(s))" in result.stdout, result.stderr
+
+
+def test_reload_signals_only_a_responder(runtime_directory):
+    for pid, message in ((0, "0 is not a process id"), (-1, "-1 is not a process id"), (1, "1 is not a process id")):
+        result = reload_command(pid)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        result = reload_command(other.pid)
+        assert result.returncode == 1 and f"process {other.pid} is not an OCSP responder (sleep 30" in result.stderr
+        assert other.poll() is None, "the other process got no SIGHUP"
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_reload_usage_errors(tmp_path, monkeypatch):

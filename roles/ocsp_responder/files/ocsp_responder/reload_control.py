@@ -47,8 +47,8 @@ class ReloadRecord:
         if directory:
             try:
                 os.makedirs(directory, mode=0o750, exist_ok=True)
-            except OSError as exc:
-                record.give_up(exc)
+            except OSError:
+                pass  # reported by the save below
         record.save()
         return record
 
@@ -61,13 +61,12 @@ class ReloadRecord:
                 json.dump({"hups": self.hups, "reloaded": self.reloaded, "problems": self.problems}, stream)
             os.replace(temporary, self.path)
         except OSError as exc:
-            self.give_up(exc)
-
-    def give_up(self, exc: OSError) -> None:
-        # Serving matters more than the record: reloads still work, --reload cannot wait for them.
-        log.warning("cannot keep the reload record, --reload will not wait for this worker",
-                    extra={"fields": {"path": self.path, "error": exc.strerror}})
-        self.path = None
+            # Serving matters more than the record. A record left behind, no longer
+            # updated, would make every --reload wait for this worker in vain: it goes,
+            # so --reload does not wait for this worker until a later save succeeds.
+            remove_record(os.path.dirname(self.path), os.getpid())
+            log.warning("cannot write the reload record; --reload does not wait for this worker until "
+                        "it can", extra={"fields": {"path": self.path, "error": exc.strerror}})
 
     def remove(self) -> None:
         if self.path is not None:
@@ -77,10 +76,11 @@ class ReloadRecord:
 def remove_record(directory: Optional[str], pid: int) -> None:
     if directory is None:
         return
-    try:
-        os.unlink(os.path.join(directory, str(pid)))
-    except FileNotFoundError:
-        pass
+    for name in (str(pid), f"{pid}.tmp"):
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
 
 
 def read_records(directory: str) -> Dict[int, dict]:
@@ -111,44 +111,73 @@ def alive(pid: int) -> bool:
     return True
 
 
+def responder_problem(pid: int) -> Optional[str]:
+    """Why ``pid`` is not a responder to send SIGHUP to, else None."""
+    if pid <= 1:  # 0: our own process group, -1: every process we may signal
+        return f"{pid} is not a process id to reload"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as stream:
+            command = stream.read().split(b"\0")
+    except FileNotFoundError:
+        return f"no process {pid}"
+    except OSError:
+        return None  # /proc hidden from us: kill() says whether it exists
+    if b"ocsp_responder" not in command:
+        return f"process {pid} is not an OCSP responder ({b' '.join(command).decode(errors='replace')[:80]})"
+    return None
+
+
 def reload_and_wait(main_pid: int, timeout: float = RELOAD_TIMEOUT_SECONDS) -> int:
     """The ``--reload`` command: 0 when every worker reloaded everything, 1 otherwise."""
     directory = records_directory()
     if directory is None:
-        print("ocsp_responder: --reload: RUNTIME_DIRECTORY is not set: it must name the directory the "
-              "responder was started with (systemd sets it for RuntimeDirectory=)", file=sys.stderr)
-        return 1
-    before = read_records(directory)
+        return fail("RUNTIME_DIRECTORY is not set: it must name the directory the responder was started "
+                    "with (systemd sets it for RuntimeDirectory=)")
+    problem = responder_problem(main_pid)
+    if problem:
+        return fail(problem)
     try:
+        before = read_records(directory)
         os.kill(main_pid, signal.SIGHUP)
     except ProcessLookupError:
-        print(f"ocsp_responder: --reload: no process {main_pid}", file=sys.stderr)
-        return 1
+        return fail(f"no process {main_pid}")
+    except OSError as exc:
+        return fail(f"{exc.strerror} (run it as the service's user, as systemd's ExecReload does)")
     if not before:
         print("ocsp_responder: reload sent; no worker was serving yet, each reads the files as it starts")
         return 0
     deadline = time.monotonic() + timeout
     waiting = {pid: record["hups"] for pid, record in before.items()}
     problems: List[str] = []
+    ended = []
     while waiting:
         now_records = read_records(directory)
         for pid in list(waiting):
             record = now_records.get(pid)
-            if record is None:  # the worker ended; its replacement loads the files at start
+            if record is None:  # the worker ended; a replacement loads the files at its start
                 del waiting[pid]
+                ended.append(pid)
             elif record["reloaded"] > waiting[pid]:
                 del waiting[pid]
                 problems.extend(problem for problem in record["problems"] if problem not in problems)
         if not waiting:
             break
         if time.monotonic() >= deadline:
-            print(f"ocsp_responder: --reload: no reload finished within {timeout:g} s in worker(s) "
-                  f"{', '.join(map(str, sorted(waiting)))}", file=sys.stderr)
-            return 1
+            return fail(f"no reload finished within {timeout:g} s in worker(s) {', '.join(map(str, sorted(waiting)))}")
         time.sleep(POLL_SECONDS)
     for problem in problems:
         print(f"ocsp_responder: reload: not in service: {problem}", file=sys.stderr)
+    if not alive(main_pid):
+        return fail(f"the responder {main_pid} ended during the reload")
+    if len(ended) == len(before):
+        return fail(f"every worker ({', '.join(map(str, sorted(ended)))}) ended during the reload")
     if problems:
         return 1
-    print(f"ocsp_responder: reloaded ({len(before)} worker(s))")
+    gone = f"; {len(ended)} ended meanwhile, replaced by workers that read the files as they start" if ended else ""
+    print(f"ocsp_responder: reloaded ({len(before) - len(ended)} worker(s){gone})")
     return 0
+
+
+def fail(message: str) -> int:
+    print(f"ocsp_responder: --reload: {message}", file=sys.stderr)
+    return 1

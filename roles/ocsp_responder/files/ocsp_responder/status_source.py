@@ -27,6 +27,8 @@ GOOD: Status = ("good", 0, -1)
 REMOVE_FROM_CRL = 8
 # Seconds to look again for an index that is missing (between openssl ca's two renames).
 RENAME_GRACE = 0.05
+# A SIGHUP reads a file that changes under it again, up to this many times in all.
+FORCED_READ_ATTEMPTS = 5
 
 # openssl ca's reason names (compared case-insensitively, as openssl does) -> CRLReason.
 REASON_CODES = {
@@ -183,10 +185,18 @@ class IndexSource:
                     self._fail(self._refused[1])
                     return None
             try:
-                with open(self.path, "rb") as handle:
-                    data = handle.read()
-                if self._stat_signature(self.path) != signature:
-                    return None  # written while we read; the next poll sees the final file
+                data = None
+                for _attempt in range(FORCED_READ_ATTEMPTS if force else 1):
+                    with open(self.path, "rb") as handle:
+                        data = handle.read()
+                    settled = self._stat_signature(self.path)
+                    if settled == signature:
+                        break
+                    signature, data = settled, None  # written while we read
+                if data is None:
+                    if force:  # a SIGHUP's reload must not pass as done with the old table
+                        self._fail(f"{self.path}: kept changing while being read")
+                    return None  # the next poll sees the final file
                 table = parse_index(data)
             except OSError as exc:
                 self._fail(f"cannot read {self.path}: {exc.strerror}")
