@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,23 @@ def openssl(*args, input=None, check=True):
 
 def x509_text(path) -> str:
     return openssl("x509", "-in", path, "-noout", "-text").stdout
+
+
+@contextmanager
+def write_protected(path: Path):
+    """``path`` (a file, or a directory) cannot be written or replaced inside the block. Root
+    writes through permissions, so for root it is made immutable (skips without chattr)."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
+            pytest.skip("chattr +i is not available here")
+        undo = ["chattr", "-i", str(path)]
+    else:
+        undo = ["chmod", "%o" % (path.stat().st_mode & 0o7777), str(path)]
+        path.chmod(0o555)
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
 
 
 def snapshot(*roots) -> dict:

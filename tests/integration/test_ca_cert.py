@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.helpers.ansible_run import ROOT, run_playbook
 from tests.integration.pki_fixtures import (  # noqa: F401 pylint: disable=unused-import
     INTER_PASS, ROOT_PASS, Pki, base_pki, file_mode, index_lines, intermediate_args, openssl,
-    pki, root_args, run_module, snapshot, task_result, x509_text)
+    pki, root_args, run_module, snapshot, task_result, write_protected, x509_text)
 
 
 def play(*tasks, **kwargs):
@@ -451,20 +451,11 @@ def test_unwritable_path_directory_fails_before_signing(pki, tmp_path):
     target.mkdir()
     args = pki.leaf("ro", path=str(target / "ro.cert.pem"), serial_policy="sequential")
     before = snapshot(pki.base, tmp_path)
-    if os.geteuid() == 0:  # root writes through permissions: make the directory immutable
-        if subprocess.run(["chattr", "+i", str(target)], capture_output=True, check=False).returncode:
-            pytest.skip("chattr +i is not available here")
-        undo = ["chattr", "-i", str(target)]
-    else:
-        target.chmod(0o555)
-        undo = ["chmod", "755", str(target)]
-    try:
+    with write_protected(target):
         for check in (True, False):
             result = run_module("ca_cert", args, check=check)
             assert result["failed"], (check, result)
             assert "cannot write path %s: directory %s is not writable" % (args["path"], target) in result["msg"]
-    finally:
-        subprocess.run(undo, check=True)
     assert snapshot(pki.base, tmp_path) == before
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.ansible_run import run_playbook
-from tests.integration.pki_fixtures import file_mode, openssl, run_module, snapshot, task_result
+from tests.integration.pki_fixtures import file_mode, openssl, run_module, snapshot, task_result, write_protected
 
 
 def csr_args(tmp_path, **extra):
@@ -123,21 +123,12 @@ def test_csr_path_that_cannot_be_written_leaves_no_key(tmp_path):
     target.mkdir()
     args = csr_args(tmp_path, path=str(target / "host.csr.pem"), privatekey_type="ECC")
     before = snapshot(tmp_path)
-    if os.geteuid() == 0:  # root writes through permissions: make the directory immutable
-        if subprocess.run(["chattr", "+i", str(target)], capture_output=True, check=False).returncode:
-            pytest.skip("chattr +i is not available here")
-        undo = ["chattr", "-i", str(target)]
-    else:
-        target.chmod(0o555)
-        undo = ["chmod", "755", str(target)]
-    try:
+    with write_protected(target):
         for check in (True, False):
             result = run_module("csr", args, check=check)
             assert result["failed"], (check, result)
             assert "cannot write path %s: directory %s is not writable" % (args["path"], target) in result["msg"]
             assert "nothing was written" in result["msg"]
-    finally:
-        subprocess.run(undo, check=True)
     assert snapshot(tmp_path) == before
     # a missing directory for path, or for the key, fails before the key is generated too
     for extra, message in (({"path": str(tmp_path / "missing" / "host.csr.pem")}, "directory of path"),
@@ -158,12 +149,8 @@ def test_csr_write_failing_late_leaves_no_new_key(tmp_path):
     assert run_module("csr", args)["changed"] is True
     os.unlink(args["privatekey_path"])  # a new key, hence a new CSR, next run
     before = snapshot(tmp_path)
-    if subprocess.run(["chattr", "+i", args["path"]], capture_output=True, check=False).returncode:
-        pytest.skip("chattr +i is not available here")
-    try:
+    with write_protected(Path(args["path"])):
         result = run_module("csr", args)
-    finally:
-        subprocess.run(["chattr", "-i", args["path"]], check=True)
     assert result["failed"], result
     assert snapshot(tmp_path) == before
 
