@@ -140,6 +140,7 @@ class Issuer:
         self.cert = cert
         self.ca_dir = ca_dir
         self.chain_pem = chain_pem
+        self._ancestor_list = None  # found once: the pathlen and name-constraint checks both walk it
 
     @classmethod
     def from_directory(cls, path, passphrase):
@@ -231,6 +232,11 @@ class Issuer:
     def _ancestors(self):
         """The issuer's own issuers, nearest first, as its chain file names them (found by
         subject and signature, so the file's order does not matter)."""
+        if self._ancestor_list is None:
+            self._ancestor_list = self._find_ancestors()
+        return self._ancestor_list
+
+    def _find_ancestors(self):
         try:
             candidates = load_pem_certificates(self.chain_pem)
         except CertificateError:

@@ -7,8 +7,9 @@ one that refused them. Each serving process therefore keeps a record of its relo
 how many SIGHUPs it has received, up to which one its last finished reload covers, and
 what that reload could not load. The command notes the records, sends SIGHUP to the main
 process (which forwards it to the workers), waits until every worker that had a record
-has finished a reload begun after that, and exits 1 naming what was refused. A worker that
-starts meanwhile reads the files at its start and is not waited for."""
+has finished a reload begun after that, and exits 1 naming what was refused. A worker
+without a record when the command begins (still starting) is not waited for; one that got
+the SIGHUP reloads once ready, and /healthz shows the outcome."""
 from __future__ import annotations
 
 import json
